@@ -1,0 +1,1 @@
+"""What starts and configures the real services: settings, the Kafka broker, topics, ClickHouse."""

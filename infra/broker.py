@@ -1,0 +1,254 @@
+"""A real Apache Kafka broker in KRaft combined mode, fetched as jars from Maven Central.
+
+`fetch` resolves the broker with Maven into <data_dir>/kafka/lib once (later starts need no
+network); `start` formats each node's log directory on first use and launches one JVM per node
+(a 3-node cluster uses the same code with static controller voters); `stop` ends them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.errors import BrokerError
+
+POM = Path(__file__).parent / "kafka" / "pom.xml"
+HEAP = os.environ.get("WAFLOW_KAFKA_HEAP", "512m")  # read by the CLI process only
+LOG4J = """\
+status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.file.ref = FILE
+logger.server.name = kafka.server.KafkaRaftServer
+logger.server.level = INFO
+"""
+
+
+@dataclass(frozen=True)
+class Node:
+    node_id: int
+    port: int
+    controller_port: int
+    home: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "broker.pid"
+
+
+def nodes_for(data_dir: Path, count: int = 1, base_port: int = 9092) -> list[Node]:
+    root = data_dir / "kafka" / ("node" if count == 1 else f"cluster{count}-{base_port}")
+    return [
+        Node(i, base_port + i - 1, base_port + 1000 + i - 1, root / str(i))
+        for i in range(1, count + 1)
+    ]
+
+
+def lib_dir(data_dir: Path) -> Path:
+    return data_dir / "kafka" / "lib"
+
+
+def fetch(data_dir: Path) -> Path:
+    """Copy the broker's jars from Maven Central (or ~/.m2) once; later calls do no I/O."""
+    lib = lib_dir(data_dir)
+    marker = lib / ".complete"
+    if marker.exists() and marker.read_text() == POM.read_text():
+        return lib
+    _require("java", "Install Java 17+ (Debian: apt-get install openjdk-17-jre-headless).")
+    _require("mvn", "Install Maven 3.8+ (Debian: apt-get install maven).")
+    shutil.rmtree(lib, ignore_errors=True)
+    cmd = [
+        "mvn",
+        "-q",
+        "-B",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={lib}",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BrokerError(f"Maven could not fetch Kafka ({' '.join(cmd)}):\n{done.stdout[-2000:]}")
+    marker.write_text(POM.read_text())
+    return lib
+
+
+def start(data_dir: Path, count: int = 1, base_port: int = 9092, wait_s: float = 90) -> str:
+    """Start `count` nodes (already running ones are left alone); return the bootstrap string."""
+    lib = fetch(data_dir)
+    nodes = nodes_for(data_dir, count, base_port)
+    voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
+    cluster_id = _cluster_id(nodes[0].home.parent)
+    for node in nodes:
+        if not is_running(node):
+            start_node(node, lib, voters, cluster_id, count)
+    deadline = time.monotonic() + wait_s
+    for node in nodes:
+        _wait_for_port(node, deadline)
+    return ",".join(f"127.0.0.1:{n.port}" for n in nodes)
+
+
+def start_node(node: Node, lib: Path, voters: str, cluster_id: str, count: int) -> None:
+    node.home.mkdir(parents=True, exist_ok=True)
+    config = node.home / "server.properties"
+    config.write_text(_server_properties(node, voters, count))
+    (node.home / "log4j2.properties").write_text(LOG4J.format(log=node.home / "server.log"))
+    classpath = f"{lib}/*"
+    if not (node.home / "data" / "meta.properties").exists():
+        fmt = [
+            "java",
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(config),
+            "--ignore-formatted",
+        ]
+        done = subprocess.run(fmt, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BrokerError(f"formatting {node.home} failed:\n{done.stdout}{done.stderr}")
+    cmd = [
+        "java",
+        f"-Xms{HEAP}",
+        f"-Xmx{HEAP}",
+        "-XX:+UseG1GC",
+        f"-Dlog4j2.configurationFile={node.home / 'log4j2.properties'}",
+        "-cp",
+        classpath,
+        "kafka.Kafka",
+        str(config),
+    ]
+    with open(node.home / "stdout.log", "ab") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    node.pid_file.write_text(str(proc.pid))
+
+
+def stop(data_dir: Path, count: int = 1, base_port: int = 9092, timeout_s: float = 30) -> None:
+    for node in nodes_for(data_dir, count, base_port):
+        stop_node(node, timeout_s)
+
+
+def stop_node(node: Node, timeout_s: float = 30, sig: int = signal.SIGTERM) -> None:
+    pid = _pid(node)
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.1)
+    node.pid_file.unlink(missing_ok=True)
+
+
+def is_running(node: Node) -> bool:
+    pid = _pid(node)
+    return pid is not None and _alive(pid)
+
+
+def _server_properties(node: Node, voters: str, count: int) -> str:
+    rf = min(count, 3)
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            f"node.id={node.node_id}",
+            f"controller.quorum.voters={voters}",
+            f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name=PLAINTEXT",
+            f"log.dirs={node.home / 'data'}",
+            "auto.create.topics.enable=false",
+            f"offsets.topic.replication.factor={rf}",
+            f"transaction.state.log.replication.factor={rf}",
+            f"transaction.state.log.min.isr={min(rf, 2)}",
+            f"share.coordinator.state.topic.replication.factor={rf}",
+            f"share.coordinator.state.topic.min.isr={min(rf, 2)}",
+            "group.initial.rebalance.delay.ms=0",
+            "",
+        ]
+    )
+
+
+def _cluster_id(root: Path) -> str:
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "cluster.id"
+    if not path.exists():
+        path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode())
+    return path.read_text().strip()
+
+
+def _wait_for_port(node: Node, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if not is_running(node):
+            log = (node.home / "stdout.log").read_text(errors="replace")[-3000:]
+            raise BrokerError(f"Kafka node {node.node_id} exited during start-up:\n{log}")
+        try:
+            with socket.create_connection(("127.0.0.1", node.port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.25)
+    raise BrokerError(
+        f"Kafka node {node.node_id} did not open port {node.port} in time; "
+        f"see {node.home / 'server.log'}"
+    )
+
+
+def _require(tool: str, how: str) -> None:
+    if shutil.which(tool) is None:
+        raise BrokerError(f"`{tool}` is not on PATH; waflow fetches and runs Kafka with it. {how}")
+
+
+def _pid(node: Node) -> int | None:
+    try:
+        return int(node.pid_file.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still answers kill(0); reap it if it is ours.
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        return waited == 0
+    except ChildProcessError:
+        return _not_zombie(pid)
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

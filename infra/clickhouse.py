@@ -1,0 +1,99 @@
+"""ClickHouse through clickhouse-connect only: a client from WAFLOW_CLICKHOUSE_URL, and migrations.
+
+`http(s)://user:password@host:port/database` reaches a server; `chdb:///absolute/path` opens the
+embedded engine (clickhouse-connect's chDB backend) which one process at a time may own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
+
+from infra.errors import ClickHouseError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the data lives, parsed from the URL once."""
+
+    url: str
+    database: str
+
+    @property
+    def embedded(self) -> bool:
+        return self.url.startswith("chdb:")
+
+
+def target(url: str) -> Target:
+    parts = urlsplit(url)
+    if parts.scheme == "chdb":
+        return Target(url, "waflow")
+    return Target(url, parts.path.strip("/") or "waflow")
+
+
+def connect(url: str) -> Client:
+    """Open a client; for a server the database is created by `migrate`, so connect to default."""
+    parts = urlsplit(url)
+    try:
+        if parts.scheme == "chdb":
+            Path(parts.path).mkdir(parents=True, exist_ok=True)
+            return clickhouse_connect.get_client(dsn=url)
+        return clickhouse_connect.get_client(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (8443 if parts.scheme == "https" else 8123),
+            username=unquote(parts.username or "default"),
+            password=unquote(parts.password or ""),
+            secure=parts.scheme == "https",
+        )
+    except Exception as exc:  # the driver raises many kinds; ours says where and why
+        safe = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}"
+        raise ClickHouseError(f"cannot open ClickHouse at {safe}: {exc}") from exc
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(number, name, sql) for every numbered file under infra/migrations, in order."""
+    found = []
+    for path in sorted(MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+        found.append((int(path.name[:4]), path.stem, path.read_text()))
+    return found
+
+
+def statements(sql: str, database: str) -> list[str]:
+    body = re.sub(r"--[^\n]*", "", sql).replace("{db}", database)
+    return [s.strip() for s in body.split(";") if s.strip()]
+
+
+def migrate(client: Client, database: str) -> list[str]:
+    """Apply the migrations not yet recorded in `{db}.schema_migrations`; return their names."""
+    try:
+        client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        client.command(
+            f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
+            "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
+            "ENGINE = ReplacingMergeTree ORDER BY version"
+        )
+        done = {
+            r[0]
+            for r in client.query(f"SELECT version FROM {database}.schema_migrations").result_rows
+        }
+        applied = []
+        for version, name, sql in migrations():
+            if version in done:
+                continue
+            for statement in statements(sql, database):
+                client.command(statement)
+            client.insert(
+                f"{database}.schema_migrations", [[version, name]], column_names=["version", "name"]
+            )
+            applied.append(name)
+        return applied
+    except DriverError as exc:
+        raise ClickHouseError(f"migration failed: {exc}") from exc

@@ -1,0 +1,165 @@
+"""The one settings object, built from WAFLOW_* environment variables at the edge.
+
+Nothing below the command line reads os.environ: the CLI calls `Settings.from_env()` once, the
+result is validated here with messages that say what is wrong and how to fix it, then passed down.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from infra.errors import SettingsError
+
+
+@dataclass(frozen=True)
+class AppSecret:
+    """One Meta app's secret, with the label recorded in Kafka headers (never the secret)."""
+
+    label: str
+    secret: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Topics:
+    raw: str = "waflow.webhooks.raw"
+    responses: str = "waflow.flows.responses"
+    events: str = "waflow.flows.events"
+    other: str = "waflow.webhooks.other"
+    dlq: str = "waflow.webhooks.dlq"
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_secrets: tuple[AppSecret, ...] = field(repr=False)
+    verify_token: str = field(repr=False)
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    clickhouse_url: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    streams_port: int = 8081
+    sink_port: int = 8082
+    data_dir: Path = Path(".waflow")
+    max_body_bytes: int = 4 * 1024 * 1024
+    produce_timeout_s: float = 5.0
+    topics: Topics = Topics()
+    raw_partitions: int = 6
+    replication_factor: int = 1
+    raw_retention_days: int = 14
+    dedup_window_days: int = 7
+    verify_in_streams: bool = False
+    sink_batch_rows: int = 50_000
+    sink_batch_seconds: float = 1.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("WAFLOW_DATA_DIR", ".waflow")).absolute()
+        url = env.get("WAFLOW_CLICKHOUSE_URL", f"chdb://{data_dir / 'clickhouse'}")
+        settings = cls(
+            app_secrets=parse_app_secrets(env.get("WAFLOW_APP_SECRETS", "")),
+            verify_token=env.get("WAFLOW_VERIFY_TOKEN", ""),
+            kafka_bootstrap=env.get("WAFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            clickhouse_url=url,
+            http_host=env.get("WAFLOW_HTTP_HOST", "127.0.0.1"),
+            http_port=_int(env, "WAFLOW_HTTP_PORT", 8080),
+            streams_port=_int(env, "WAFLOW_STREAMS_PORT", 8081),
+            sink_port=_int(env, "WAFLOW_SINK_PORT", 8082),
+            data_dir=data_dir,
+            max_body_bytes=_int(env, "WAFLOW_MAX_BODY_BYTES", 4 * 1024 * 1024),
+            produce_timeout_s=_float(env, "WAFLOW_PRODUCE_TIMEOUT_S", 5.0),
+            raw_partitions=_int(env, "WAFLOW_RAW_PARTITIONS", 6),
+            replication_factor=_int(env, "WAFLOW_REPLICATION_FACTOR", 1),
+            raw_retention_days=_int(env, "WAFLOW_RAW_RETENTION_DAYS", 14),
+            dedup_window_days=_int(env, "WAFLOW_DEDUP_WINDOW_DAYS", 7),
+            verify_in_streams=env.get("WAFLOW_VERIFY_IN_STREAMS", "false").lower() == "true",
+            sink_batch_rows=_int(env, "WAFLOW_SINK_BATCH_ROWS", 50_000),
+            sink_batch_seconds=_float(env, "WAFLOW_SINK_BATCH_SECONDS", 1.0),
+            log_level=env.get("WAFLOW_LOG_LEVEL", "INFO").upper(),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        scheme = urlsplit(self.clickhouse_url).scheme
+        if scheme not in ("http", "https", "chdb"):
+            raise SettingsError(
+                f"WAFLOW_CLICKHOUSE_URL has scheme {scheme!r}: use "
+                "http(s)://user:password@host:port/database or chdb:///absolute/path"
+            )
+        if scheme == "chdb" and not urlsplit(self.clickhouse_url).path.startswith("/"):
+            raise SettingsError(
+                "WAFLOW_CLICKHOUSE_URL: chdb:// needs an absolute path (chdb:///abs)"
+            )
+        for name, port in (
+            ("HTTP", self.http_port),
+            ("STREAMS", self.streams_port),
+            ("SINK", self.sink_port),
+        ):
+            if not 0 < port < 65536:
+                raise SettingsError(f"WAFLOW_{name}_PORT={port} is not a TCP port (1-65535)")
+        if self.max_body_bytes < 1024:
+            raise SettingsError("WAFLOW_MAX_BODY_BYTES must be at least 1024 (default 4194304)")
+        if self.produce_timeout_s <= 0:
+            raise SettingsError("WAFLOW_PRODUCE_TIMEOUT_S must be > 0 seconds (default 5)")
+        if not self.kafka_bootstrap.strip():
+            raise SettingsError("WAFLOW_KAFKA_BOOTSTRAP is empty: set host:port[,host:port]")
+
+    def require_ingress_secrets(self) -> None:
+        """Fail closed: an ingress without a secret would accept anything."""
+        if not self.app_secrets:
+            raise SettingsError(
+                "WAFLOW_APP_SECRETS is empty: the ingress refuses to start without a secret. "
+                "Set it to your Meta app secret(s), comma-separated, optionally labelled: "
+                "WAFLOW_APP_SECRETS='shop=abc123,support=def456'"
+            )
+        if not self.verify_token:
+            raise SettingsError(
+                "WAFLOW_VERIFY_TOKEN is empty: set it to the Verify Token you enter in the "
+                "App Dashboard's webhook configuration"
+            )
+
+
+def parse_app_secrets(raw: str) -> tuple[AppSecret, ...]:
+    """Parse `label=secret,secret2`; unlabelled secrets are named app1, app2, ... by position."""
+    secrets: list[AppSecret] = []
+    for position, item in enumerate((p.strip() for p in raw.split(",")), start=1):
+        if not item:
+            continue
+        label, sep, secret = item.partition("=")
+        if not sep:
+            label, secret = f"app{position}", item
+        if not label or not secret:
+            raise SettingsError(
+                f"WAFLOW_APP_SECRETS item {position} is empty on one side of '=': "
+                "write label=secret or just secret"
+            )
+        secrets.append(AppSecret(label=label.strip(), secret=secret.strip().encode()))
+    labels = [s.label for s in secrets]
+    if len(set(labels)) != len(labels):
+        raise SettingsError("WAFLOW_APP_SECRETS has a label twice: give each app its own label")
+    return tuple(secrets)
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={value!r} is not a whole number (default {default})") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name}={value!r} is not a number (default {default})") from exc

@@ -1,0 +1,36 @@
+"""Why the ingress refused or could not keep a request. Each maps to one HTTP answer."""
+
+
+class IngestError(Exception):
+    """Base class for ingress errors."""
+
+    status = 500
+    outcome = "error"
+
+
+class SignatureError(IngestError):
+    """Missing, malformed or wrong X-Hub-Signature-256: 401, nothing written."""
+
+    status = 401
+    outcome = "bad_signature"
+
+
+class HandshakeError(IngestError):
+    """Subscription handshake with the wrong mode or verify token: 403."""
+
+    status = 403
+    outcome = "bad_handshake"
+
+
+class TooLargeError(IngestError):
+    """Body over WAFLOW_MAX_BODY_BYTES: 413."""
+
+    status = 413
+    outcome = "too_large"
+
+
+class BrokerUnavailableError(IngestError):
+    """The write was not acknowledged in time: 503, so the platform retries."""
+
+    status = 503
+    outcome = "broker_unavailable"

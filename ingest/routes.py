@@ -1,0 +1,131 @@
+"""The Starlette app: handshake, signed POST, health, readiness and metrics. Thin by design."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Lifespan
+
+from infra.settings import Settings
+from ingest.errors import IngestError, TooLargeError
+from ingest.metrics import IngestMetrics
+from ingest.producer import RawRecord, RawWriter
+from ingest.verify import partition_key, verify_handshake, verify_signature
+
+log = logging.getLogger("waflow.ingest")
+# Bodies of error answers are fixed strings: a 401 never hints at the expected signature.
+ANSWERS = {
+    200: "OK",
+    401: "invalid signature",
+    403: "forbidden",
+    413: "payload too large",
+    503: "temporarily unavailable, retry",
+}
+
+
+def create_app(
+    settings: Settings,
+    writer: RawWriter,
+    ready: Callable[[], Awaitable[bool]],
+    metrics: IngestMetrics | None = None,
+    lifespan: Lifespan[Starlette] | None = None,
+) -> Starlette:
+    settings.require_ingress_secrets()
+    stats = metrics or IngestMetrics()
+    secrets = settings.app_secrets
+    limit = settings.max_body_bytes
+
+    async def handshake(request: Request) -> Response:
+        try:
+            challenge = verify_handshake(request.query_params, settings.verify_token)
+        except IngestError as exc:
+            stats.requests.labels(exc.outcome).inc()
+            log.info("handshake refused", extra={"outcome": exc.outcome})
+            return PlainTextResponse(ANSWERS[exc.status], status_code=exc.status)
+        stats.requests.labels("handshake_ok").inc()
+        return PlainTextResponse(challenge)
+
+    async def receive(request: Request) -> Response:
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        try:
+            body = await read_body(request, limit)
+            app = verify_signature(body, request.headers.get("x-hub-signature-256"), secrets)
+            record = RawRecord(
+                body=body,
+                key=partition_key(body),
+                headers=(
+                    ("x-hub-signature-256", request.headers["x-hub-signature-256"].encode()),
+                    ("waflow-received-ms", str(int(time.time() * 1000)).encode()),
+                    ("waflow-app", app.encode()),
+                    ("waflow-request-id", request_id.encode()),
+                    ("content-type", request.headers.get("content-type", "").encode()),
+                ),
+            )
+            produce_started = time.perf_counter()
+            await writer.write(record)
+            stats.produce_latency.observe(time.perf_counter() - produce_started)
+        except IngestError as exc:
+            stats.requests.labels(exc.outcome).inc()
+            stats.latency.observe(time.perf_counter() - started)
+            log.warning(
+                "webhook refused",
+                extra={"outcome": exc.outcome, "reason": str(exc), "request_id": request_id},
+            )
+            return PlainTextResponse(
+                ANSWERS[exc.status], status_code=exc.status, headers={"x-request-id": request_id}
+            )
+        stats.requests.labels("accepted").inc()
+        stats.bytes_accepted.inc(len(body))
+        stats.latency.observe(time.perf_counter() - started)
+        log.debug(
+            "webhook accepted", extra={"request_id": request_id, "app": app, "bytes": len(body)}
+        )
+        return PlainTextResponse("OK", headers={"x-request-id": request_id})
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        if await ready():
+            return PlainTextResponse("ready")
+        return PlainTextResponse("producer not connected", status_code=503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(stats.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def webhook(request: Request) -> Response:
+        return await (handshake(request) if request.method == "GET" else receive(request))
+
+    return Starlette(
+        routes=[
+            Route("/webhook", webhook, methods=["GET", "POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body once, refusing as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLargeError(f"content-length {declared} over {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError(f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

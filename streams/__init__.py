@@ -1,0 +1,1 @@
+"""Stream processors: normalize raw deliveries into typed records, dedup them, route them."""

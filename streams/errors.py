@@ -1,0 +1,15 @@
+"""Why an item could not be typed. The reason code lands in the dead letter and in metrics."""
+
+
+class StreamError(Exception):
+    """Base class for stream-stage errors."""
+
+    reason = "error"
+
+
+class PayloadError(StreamError):
+    """The delivery, or one item of it, does not have the shape the platform documents."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason

@@ -1,0 +1,36 @@
+"""The values the stream stage passes around: raw metadata in, typed outputs out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+RESPONSES, EVENTS, OTHER, DLQ = "responses", "events", "other", "dlq"
+CHANGE = -1  # item_index of a record that stands for a whole change
+SCHEMA_OF = {
+    RESPONSES: "FlowResponse",
+    EVENTS: "FlowEvent",
+    OTHER: "WebhookChange",
+    DLQ: "DeadLetter",
+}
+
+
+@dataclass(frozen=True)
+class RawMeta:
+    """Where a raw record sits and what the ingress recorded with it."""
+
+    topic: str
+    partition: int
+    offset: int
+    received_ms: int
+    request_id: str
+
+
+@dataclass(frozen=True)
+class Output:
+    """One typed record: which topic kind, its Kafka key, its dedup id and the record itself."""
+
+    kind: str
+    key: bytes
+    dedup_id: str
+    record: dict[str, Any]

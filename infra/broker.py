@@ -86,9 +86,19 @@ def fetch(data_dir: Path) -> Path:
     return lib
 
 
-def start(data_dir: Path, count: int = 1, base_port: int = 9092, wait_s: float = 90) -> str:
-    """Start `count` nodes (already running ones are left alone); return the bootstrap string."""
-    lib = fetch(data_dir)
+def start(
+    data_dir: Path,
+    count: int = 1,
+    base_port: int = 9092,
+    wait_s: float = 90,
+    jars_dir: Path | None = None,
+) -> str:
+    """Start `count` nodes (already running ones are left alone); return the bootstrap string.
+
+    `jars_dir` is where the jars are cached (default: `data_dir`); tests keep the project's
+    cache but put the nodes' data in a temporary directory.
+    """
+    lib = fetch(jars_dir or data_dir)
     nodes = nodes_for(data_dir, count, base_port)
     voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
     cluster_id = _cluster_id(nodes[0].home.parent)

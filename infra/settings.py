@@ -30,6 +30,7 @@ class Topics:
     events: str = "waflow.flows.events"
     other: str = "waflow.webhooks.other"
     dlq: str = "waflow.webhooks.dlq"
+    items: str = "waflow.streams.items"  # internal: normalized items keyed by dedup id
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ def declared(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.responses, n, (*common, ("retention.ms", typed_ms))),
         TopicSpec(t.events, n, (*common, ("retention.ms", typed_ms))),
         TopicSpec(t.other, n, (*common, ("retention.ms", typed_ms))),
+        TopicSpec(t.items, n, (*common, ("retention.ms", str(3 * DAY_MS)))),
         TopicSpec(
             t.dlq,
             n,
@@ -74,7 +75,10 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> list[str]:
             ]
             # Another process may create them between list and create: that is success too.
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(new)
+                answer = await admin.create_topics(new)
+                failed = [(e[0], e[2]) for e in answer.topic_errors if e[1] not in (0, 36)]
+                if failed:  # 36: TOPIC_ALREADY_EXISTS
+                    raise BrokerError(f"Kafka refused to create topics: {failed}")
         return [s.name for s in missing]
     finally:
         await admin.close()

@@ -36,7 +36,7 @@ class KafkaRawWriter:
     def __init__(self, bootstrap: str, topic: str, timeout_s: float, linger_ms: int = 5) -> None:
         self.topic = topic
         self.timeout_s = timeout_s
-        self._producer = AIOKafkaProducer(
+        self._config = dict(
             bootstrap_servers=bootstrap,
             acks="all",
             enable_idempotence=True,
@@ -46,10 +46,12 @@ class KafkaRawWriter:
             max_batch_size=1024 * 1024,
             request_timeout_ms=int(max(timeout_s, 5) * 1000),
         )
+        self._producer: AIOKafkaProducer | None = None
         self.started = False
 
     async def start(self, attempts: int = 1_000_000, pause_s: float = 1.0) -> None:
         """Connect, retrying while the broker is not there yet (the ingress still answers 503)."""
+        self._producer = AIOKafkaProducer(**self._config)  # needs the running loop
         for attempt in range(attempts):
             try:
                 await self._producer.start()
@@ -61,11 +63,11 @@ class KafkaRawWriter:
                 await asyncio.sleep(pause_s)
 
     async def stop(self) -> None:
-        if self.started:
+        if self._producer is not None:
             await self._producer.stop()
 
     async def write(self, record: RawRecord) -> None:
-        if not self.started:
+        if not self.started or self._producer is None:
             raise BrokerUnavailableError("producer not connected yet")
         try:
             async with asyncio.timeout(self.timeout_s):
@@ -80,7 +82,7 @@ class KafkaRawWriter:
 
     async def ready(self) -> bool:
         """True while the producer can reach a broker (for /readyz)."""
-        if not self.started:
+        if not self.started or self._producer is None:
             return False
         try:
             async with asyncio.timeout(1.0):

@@ -1,0 +1,257 @@
+"""The `waflow` command. The only place that reads the environment: it builds Settings once."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from infra import broker
+from infra.errors import InfraError
+from infra.logs import configure
+from infra.settings import Settings
+
+STAGES = ("ingest", "streams", "sink")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="waflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="broker + topics + ingress + streams + sink, until Ctrl-C")
+    for stage in STAGES:
+        sub.add_parser(stage, help=f"run the {stage} stage alone")
+    b = sub.add_parser("broker", help="fetch, start, stop or check the local Kafka broker")
+    b.add_argument("action", choices=("fetch", "start", "stop", "status"))
+    b.add_argument("--nodes", type=int, default=1, help="3 for a local 3-broker cluster")
+    b.add_argument("--base-port", type=int, default=9092)
+    sub.add_parser("topics", help="create the declared topics (idempotent)")
+    sub.add_parser("migrate", help="apply ClickHouse migrations (idempotent)")
+    q = sub.add_parser("query", help="run SQL against the configured ClickHouse")
+    q.add_argument("sql")
+    d = sub.add_parser("demo", help="post signed sample webhooks to the running stack")
+    d.add_argument("--deliveries", type=int, default=20)
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        configure(settings.log_level)
+        COMMANDS[args.command](settings, args)
+    except InfraError as exc:
+        sys.exit(f"waflow: {exc}")
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
+    settings.require_ingress_secrets()
+    started_broker = _ensure_local_broker(settings)
+    from infra.topics import ensure_topics
+
+    asyncio.run(ensure_topics(settings))
+    children = [subprocess.Popen([sys.executable, "-m", "infra.cli", stage]) for stage in STAGES]
+    stop = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    print(
+        f"waflow is up: POST webhooks to http://{settings.http_host}:{settings.http_port}/webhook"
+        f"  (Kafka {settings.kafka_bootstrap}, ClickHouse {_safe(settings.clickhouse_url)});"
+        " Ctrl-C stops everything",
+        flush=True,
+    )
+    try:
+        while not stop and all(c.poll() is None for c in children):
+            time.sleep(0.2)
+        for stage, child in zip(STAGES, children, strict=True):
+            if child.poll() is not None and not stop:
+                print(
+                    f"waflow: the {stage} stage exited ({child.returncode}); stopping", flush=True
+                )
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if started_broker:
+            broker.stop(settings.data_dir)
+        print("waflow stopped", flush=True)
+
+
+def _ensure_local_broker(settings: Settings) -> bool:
+    """Start the project's broker when the bootstrap is this machine's default and nobody runs."""
+    if settings.kafka_bootstrap != "127.0.0.1:9092":
+        return False
+    node = broker.nodes_for(settings.data_dir)[0]
+    if broker.is_running(node):
+        return False
+    print("starting Kafka (first run fetches the jars with Maven)...", flush=True)
+    broker.start(settings.data_dir)
+    return True
+
+
+def cmd_stage(settings: Settings, args: argparse.Namespace) -> None:
+    if args.command == "ingest":
+        from ingest.server import serve
+
+        serve(settings)
+    elif args.command == "streams":
+        from faust import Worker
+
+        from streams.agents import create_app
+
+        app = create_app(settings)
+        Worker(app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
+    else:
+        from sink.server import run
+
+        asyncio.run(run(settings))
+
+
+def cmd_broker(settings: Settings, args: argparse.Namespace) -> None:
+    if args.action == "fetch":
+        print(broker.fetch(settings.data_dir))
+    elif args.action == "start":
+        print(broker.start(settings.data_dir, args.nodes, args.base_port))
+    elif args.action == "stop":
+        broker.stop(settings.data_dir, args.nodes, args.base_port)
+    else:
+        nodes = broker.nodes_for(settings.data_dir, args.nodes, args.base_port)
+        states = [
+            f"node {n.node_id} 127.0.0.1:{n.port} "
+            f"{'running' if broker.is_running(n) else 'stopped'}"
+            for n in nodes
+        ]
+        print("\n".join(states))
+        if not all(broker.is_running(n) for n in nodes):
+            sys.exit(1)
+
+
+def cmd_topics(settings: Settings, args: argparse.Namespace) -> None:
+    from infra.topics import ensure_topics
+
+    print("created:", ", ".join(asyncio.run(ensure_topics(settings))) or "nothing (all exist)")
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
+    from infra.clickhouse import connect, migrate, target
+
+    where = target(settings.clickhouse_url)
+    print(
+        "applied:",
+        ", ".join(migrate(connect(settings.clickhouse_url), where.database))
+        or "nothing (up to date)",
+    )
+
+
+def cmd_query(settings: Settings, args: argparse.Namespace) -> None:
+    """Route to the sink when it owns the embedded engine; otherwise open ClickHouse directly."""
+    try:
+        answer = httpx.post(
+            f"http://127.0.0.1:{settings.sink_port}/query", content=args.sql.encode(), timeout=60
+        )
+    except httpx.ConnectError:  # no sink running: open ClickHouse ourselves
+        from clickhouse_connect.driver.exceptions import ClickHouseError
+
+        from infra.clickhouse import connect
+
+        try:
+            result = connect(settings.clickhouse_url).query(args.sql)
+        except ClickHouseError as exc:
+            sys.exit(f"waflow query: {exc}")
+        _print_table(list(result.column_names), [list(r) for r in result.result_rows])
+        return
+    if answer.status_code != 200:
+        sys.exit(f"waflow query: {answer.text}")
+    data = answer.json()
+    _print_table(data["columns"], data["rows"])
+
+
+def _print_table(columns: list[str], rows: list[list[object]]) -> None:
+    cells = [[str(c) for c in columns]] + [
+        [json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else str(v) for v in r]
+        for r in rows
+    ]
+    if len(columns) == 1 and len(rows) == 1:
+        print(cells[1][0])
+        return
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    for n, row in enumerate(cells):
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
+    from infra.loadgen import Generator
+    from ingest.verify import sign
+
+    settings.require_ingress_secrets()
+    secret = settings.app_secrets[0].secret
+    url = f"http://{settings.http_host}:{settings.http_port}/webhook"
+    gen = Generator(seed=int(time.time()), wabas=5, run=f"demo{int(time.time())}")
+    items = 0
+    with httpx.Client(timeout=30) as client:
+        for _ in range(args.deliveries):
+            d = gen.delivery(int(time.time()), max_items=10)
+            r = client.post(
+                url,
+                content=d.body,
+                headers={
+                    "content-type": "application/json",
+                    "x-hub-signature-256": sign(d.body, secret),
+                },
+            )
+            r.raise_for_status()
+            items += d.items
+        for sample in sorted((Path(__file__).parent / "samples").glob("*.json")):
+            body = sample.read_bytes()
+            client.post(
+                url,
+                content=body,
+                headers={
+                    "content-type": "application/json",
+                    "x-hub-signature-256": sign(body, secret),
+                },
+            ).raise_for_status()
+    print(
+        f"posted {args.deliveries} generated deliveries ({items} items) and the documented "
+        f"samples to {url}; try: waflow query 'SELECT count() FROM waflow.flow_responses'"
+    )
+
+
+def _safe(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{parts.path}" if parts.password else url
+
+
+COMMANDS = {
+    "up": cmd_up,
+    "ingest": cmd_stage,
+    "streams": cmd_stage,
+    "sink": cmd_stage,
+    "broker": cmd_broker,
+    "topics": cmd_topics,
+    "migrate": cmd_migrate,
+    "query": cmd_query,
+    "demo": cmd_demo,
+}
+
+if __name__ == "__main__":
+    main()

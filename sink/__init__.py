@@ -1,0 +1,1 @@
+"""The sink: typed topics into ClickHouse, exactly once, through clickhouse-connect."""

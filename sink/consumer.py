@@ -1,0 +1,113 @@
+"""The sink loop: consume typed topics, insert by size or time, commit only after the insert."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from infra.settings import Settings
+from sink.batch import Consumed, cut
+from sink.errors import WriteError
+from sink.metrics import SinkMetrics
+from sink.writer import BatchWriter
+
+log = logging.getLogger("waflow.sink")
+MAX_BACKOFF_S = 30.0
+
+
+class SinkLoop:
+    def __init__(
+        self,
+        settings: Settings,
+        writer: BatchWriter,
+        metrics: SinkMetrics,
+        group_id: str = "waflow-sink",
+    ) -> None:
+        t = settings.topics
+        self.topics = (t.responses, t.events, t.other, t.dlq)
+        self.settings = settings
+        self.writer = writer
+        self.metrics = metrics
+        self.consumer = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.sink_batch_rows,
+            fetch_max_bytes=64 * 1024 * 1024,
+            isolation_level="read_committed",
+        )
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        await self.consumer.start()
+        try:
+            while not self.stopping.is_set():
+                records = await self._collect()
+                if records:
+                    await self._flush(records)
+        finally:
+            await self.consumer.stop()
+
+    async def _collect(self) -> list[Consumed]:
+        """Fill a batch until it has `sink_batch_rows` or `sink_batch_seconds` have passed."""
+        out: list[Consumed] = []
+        deadline = time.monotonic() + self.settings.sink_batch_seconds
+        while len(out) < self.settings.sink_batch_rows and not self.stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            fetched = await self.consumer.getmany(
+                timeout_ms=int(left * 1000), max_records=self.settings.sink_batch_rows - len(out)
+            )
+            for tp, msgs in fetched.items():
+                out.extend(Consumed(tp.topic, tp.partition, m.offset, m.value or b"") for m in msgs)
+        return out
+
+    async def _flush(self, records: list[Consumed]) -> None:
+        batches = cut(records, datetime.now(UTC))
+        for reason, count in batches.dead_reasons.items():
+            self.metrics.dead_letters.labels(reason).inc(count)
+        backoff = 0.5
+        for batch in batches.batches:
+            while True:  # circuit: one retry at a time, growing pauses, never skip a batch
+                started = time.perf_counter()
+                try:
+                    inserted = await self.writer.write(batch)
+                    break
+                except WriteError as exc:
+                    self.metrics.write_failures.inc()
+                    log.warning(
+                        "insert failed, retrying",
+                        extra={
+                            "table": batch.table,
+                            "rows": len(batch.rows),
+                            "error": str(exc)[:300],
+                            "retry_in_s": backoff,
+                        },
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+            self.metrics.insert_seconds.observe(time.perf_counter() - started)
+            self.metrics.batch_rows.observe(len(batch.rows))
+            self.metrics.rows.labels(batch.table).inc(inserted)
+            self.metrics.skipped.labels(batch.table).inc(len(batch.rows) - inserted)
+            log.info(
+                "batch written",
+                extra={
+                    "table": batch.table,
+                    "rows": len(batch.rows),
+                    "inserted": inserted,
+                    "token": batch.token,
+                },
+            )
+        commits: dict[TopicPartition, int] = {}
+        for rec in records:
+            tp = TopicPartition(rec.topic, rec.partition)
+            commits[tp] = max(commits.get(tp, 0), rec.offset + 1)
+        await self.consumer.commit(commits)

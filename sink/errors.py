@@ -1,0 +1,17 @@
+"""Sink errors: a record that does not fit its table, or a write ClickHouse did not take."""
+
+
+class SinkError(Exception):
+    """Base class for sink errors."""
+
+
+class RowError(SinkError):
+    """One record cannot become a row (schema drift, value out of range): a dead letter."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+class WriteError(SinkError):
+    """ClickHouse did not take a batch (down, TOO_MANY_PARTS, ...): retry, never skip."""

@@ -1,0 +1,106 @@
+"""Run the sink: own the ClickHouse engine, migrate, load, and answer `waflow query`.
+
+The embedded engine allows one process per data path, so readers go through this process:
+POST /query runs SQL on the sink's engine thread and answers JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import orjson
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from infra.clickhouse import connect, migrate, target
+from infra.settings import Settings
+from sink.consumer import SinkLoop
+from sink.metrics import SinkMetrics
+from sink.writer import ClickHouseWriter, Engine
+
+log = logging.getLogger("waflow.sink")
+
+
+def query_app(engine: Engine, metrics: SinkMetrics) -> Starlette:
+    async def query(request: Request) -> Response:
+        sql = (await request.body()).decode()
+        try:
+            columns, rows = await engine.query(sql)
+        except Exception as exc:  # the engine's message is what the user needs to fix the SQL
+            return PlainTextResponse(str(exc), status_code=400)
+        return Response(
+            orjson.dumps({"columns": columns, "rows": rows}, default=_json),
+            media_type="application/json",
+        )
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def metrics_page(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(
+        routes=[
+            Route("/query", query, methods=["POST"]),
+            Route("/healthz", healthz),
+            Route("/metrics", metrics_page),
+        ]
+    )
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+class QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT/SIGTERM to the sink loop, which stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run(settings: Settings) -> None:
+    where = target(settings.clickhouse_url)
+    engine = Engine(connect(settings.clickhouse_url), where.database)
+    applied = await engine.call(lambda: migrate(engine.client, where.database))
+    log.info("migrations applied", extra={"applied": applied, "database": where.database})
+    metrics = SinkMetrics()
+    loop = SinkLoop(settings, ClickHouseWriter(engine), metrics)
+    server = QuietServer(
+        uvicorn.Config(
+            query_app(engine, metrics),
+            host="127.0.0.1",
+            port=settings.sink_port,
+            log_config=None,
+            access_log=False,
+        )
+    )
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, loop.stopping.set)
+    serving = asyncio.create_task(server.serve())
+    try:
+        await loop.run()
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await serving
+        engine.close()

@@ -1,0 +1,149 @@
+"""Thin Faust agents wiring the pure functions to topics.
+
+Two steps, because a redelivered item can come back re-batched under another WABA's key and so
+on another raw partition: `normalize` types every item and re-keys it by its dedup id onto an
+internal topic; `dedup` reads that co-partitioned topic against a RocksDB table and routes first
+sightings to the typed topics. Offsets are acked only after the outputs are acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+
+import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from infra.settings import Settings
+from schemas import codec
+from streams.dedup import DAY_MS, first_sighting
+from streams.metrics import StreamMetrics
+from streams.normalize import normalize
+from streams.records import DLQ, SCHEMA_OF, RawMeta
+
+
+def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faust.App:
+    stats = metrics or StreamMetrics()
+    app = faust.App(
+        "waflow-streams",
+        broker=f"kafka://{settings.kafka_bootstrap.split(',')[0]}",
+        store="rocksdb://",
+        datadir=str(settings.data_dir / "streams"),
+        topic_replication_factor=settings.replication_factor,
+        topic_partitions=settings.raw_partitions,
+        web_port=settings.streams_port,
+        web_host="127.0.0.1",
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_linger_ms=5,
+        producer_compression_type="lz4",
+        consumer_auto_offset_reset="earliest",
+    )
+    t = settings.topics
+    final = {
+        kind: app.topic(
+            name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        )
+        for kind, name in (("responses", t.responses), ("events", t.events), ("other", t.other))
+    }
+    raw = app.topic(
+        t.raw, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    items = app.topic(
+        t.items,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.raw_partitions,
+    )
+    window_ms = settings.dedup_window_days * DAY_MS
+    # RocksDB (through rocksdict) with a TTL and a changelog that is compacted *and* expires
+    # after the window: both the local store and the topic stay bounded.
+    seen = app.Table(
+        "seen-ids",
+        key_type=str,
+        value_type=int,
+        partitions=settings.raw_partitions,
+        options={"driver": "rocksdict", "ttl": window_ms // 1000},
+        changelog_topic=app.topic(
+            "waflow-streams-seen-ids-changelog",
+            partitions=settings.raw_partitions,
+            compacting=True,
+            deleting=True,
+            retention=window_ms / 1000,
+        ),
+    )
+    encode = codec().encode
+
+    @app.agent(raw)
+    async def normalize_raw(stream: Any) -> AsyncIterator[None]:
+        async for batch in stream.take_events(1000, within=0.05):
+            started = time.perf_counter()
+            pending: list[Awaitable[Any]] = []
+            for event in batch:
+                msg = event.message
+                headers = dict(msg.headers or ())
+                meta = RawMeta(
+                    msg.topic,
+                    msg.partition,
+                    msg.offset,
+                    _int(headers.get("waflow-received-ms"), int(msg.timestamp * 1000)),
+                    headers.get("waflow-request-id", b"").decode(errors="replace"),
+                )
+                for out in normalize(msg.value or b"", meta):
+                    value = encode(SCHEMA_OF[out.kind], out.record)
+                    if out.kind == DLQ:
+                        stats.dead_letters.labels(out.record["reason"]).inc()
+                        pending.append(
+                            await app.producer.send(t.dlq, out.key, value, None, None, None)
+                        )
+                        stats.records_out.labels(t.dlq).inc()
+                    else:
+                        pending.append(
+                            await app.producer.send(
+                                t.items,
+                                out.dedup_id.encode(),
+                                value,
+                                None,
+                                None,
+                                [("waflow-kind", out.kind.encode()), ("waflow-key", out.key)],
+                            )
+                        )
+            await asyncio.gather(*pending)
+            stats.records_in.labels(t.raw).inc(len(batch))
+            stats.latency.observe(time.perf_counter() - started)
+            yield None
+
+    @app.agent(items)
+    async def dedup_items(stream: Any) -> AsyncIterator[None]:
+        async for event in stream.events():
+            msg = event.message
+            headers = dict(msg.headers or ())
+            stats.records_in.labels(t.items).inc()
+            dedup_id = (msg.key or b"").decode()
+            if not first_sighting(seen, dedup_id, int(time.time() * 1000), window_ms):
+                stats.duplicates.inc()
+                continue
+            topic = final[headers["waflow-kind"].decode()]
+            # Faust attaches the send to this event's offset and publishes it before that offset
+            # is committed: at-least-once without a round trip per record.
+            await topic.send(key=headers.get("waflow-key"), value=msg.value)
+            stats.records_out.labels(topic.get_topic_name()).inc()
+            yield None
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(stats.registry), content_type=CONTENT_TYPE_LATEST)
+
+    app.conf.stream_wait_empty = False
+    return app
+
+
+def _int(raw: bytes | None, default: int) -> int:
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        return default

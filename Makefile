@@ -1,0 +1,44 @@
+# Two commands for a new user: `make dev` (the running stack) and `make test` (what CI runs).
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+# Development-only credentials so `make dev` works out of the box; production sets its own.
+export WAFLOW_APP_SECRETS ?= demo=dev-secret-change-me
+export WAFLOW_VERIFY_TOKEN ?= dev-verify-token
+
+.PHONY: install dev demo test lint unit integration bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+dev: install
+	$(BIN)/waflow up
+
+demo: install
+	$(BIN)/waflow demo
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+unit: install
+	$(BIN)/pytest -q -m "not integration"
+
+integration: install
+	$(BIN)/pytest -q -m integration
+
+bench: install
+	$(BIN)/python -m bench.ingress
+
+clean:
+	$(BIN)/waflow broker stop || true
+	rm -rf .waflow

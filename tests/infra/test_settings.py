@@ -1,0 +1,45 @@
+import pytest
+
+from infra.errors import SettingsError
+from infra.settings import Settings, parse_app_secrets
+
+
+def test_secrets_labelled_and_positional() -> None:
+    secrets = parse_app_secrets("shop=abc, def ,")
+    assert [(s.label, s.secret) for s in secrets] == [("shop", b"abc"), ("app2", b"def")]
+
+
+def test_secret_never_in_repr() -> None:
+    settings = Settings.from_env(
+        {"WAFLOW_APP_SECRETS": "shop=topsecret", "WAFLOW_VERIFY_TOKEN": "tok-hidden"}
+    )
+    assert "topsecret" not in repr(settings)
+    assert "tok-hidden" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WAFLOW_HTTP_PORT": "eighty"}, "WAFLOW_HTTP_PORT"),
+        ({"WAFLOW_HTTP_PORT": "70000"}, "not a TCP port"),
+        ({"WAFLOW_CLICKHOUSE_URL": "mysql://x"}, "chdb:///absolute/path"),
+        ({"WAFLOW_APP_SECRETS": "a=x,a=y"}, "label twice"),
+        ({"WAFLOW_PRODUCE_TIMEOUT_S": "0"}, "WAFLOW_PRODUCE_TIMEOUT_S"),
+    ],
+)
+def test_invalid_settings_say_what_and_how(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)
+
+
+def test_ingress_fails_closed_without_secret() -> None:
+    with pytest.raises(SettingsError, match="refuses to start"):
+        Settings.from_env({}).require_ingress_secrets()
+
+
+def test_defaults() -> None:
+    s = Settings.from_env({"WAFLOW_DATA_DIR": "/tmp/x"})
+    assert s.kafka_bootstrap == "127.0.0.1:9092"
+    assert (s.http_host, s.http_port) == ("127.0.0.1", 8080)
+    assert s.clickhouse_url == "chdb:///tmp/x/clickhouse"
+    assert s.topics.raw == "waflow.webhooks.raw"

@@ -1,0 +1,68 @@
+import hashlib
+import hmac
+
+import pytest
+
+from infra.settings import parse_app_secrets
+from ingest.errors import HandshakeError, SignatureError
+from ingest.verify import partition_key, sign, verify_handshake, verify_signature
+
+SECRETS = parse_app_secrets("shop=shop-secret,support=support-secret")
+
+
+def test_signature_of_exact_bytes_with_unicode_and_escapes() -> None:
+    # The same text as escaped unicode and as raw UTF-8: each verifies only over its own bytes.
+    escaped = b'{"name":"Jos\\u00e9 \\/ @home"}'
+    raw = '{"name":"José / @home"}'.encode()
+    for body in (escaped, raw):
+        header = "sha256=" + hmac.new(b"shop-secret", body, hashlib.sha256).hexdigest()
+        assert verify_signature(body, header, SECRETS) == "shop"
+    with pytest.raises(SignatureError):
+        verify_signature(raw, sign(escaped, b"shop-secret"), SECRETS)
+
+
+def test_second_app_is_accepted_and_labelled() -> None:
+    assert verify_signature(b"{}", sign(b"{}", b"support-secret"), SECRETS) == "support"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "sha1=abc",
+        "sha256=xyz",
+        "sha256=" + "0" * 63,
+        "sha256=" + "0" * 64,
+        "SHA256=" + "0" * 64,
+    ],
+)
+def test_missing_malformed_or_wrong_signature(header: str | None) -> None:
+    with pytest.raises(SignatureError):
+        verify_signature(b"{}", header, SECRETS)
+
+
+def test_uppercase_hex_digest_is_accepted() -> None:
+    assert (
+        verify_signature(
+            b"{}", sign(b"{}", b"shop-secret").upper().replace("SHA256", "sha256"), SECRETS
+        )
+        == "shop"
+    )
+
+
+def test_handshake() -> None:
+    ok = {"hub.mode": "subscribe", "hub.verify_token": "t", "hub.challenge": "1158201444"}
+    assert verify_handshake(ok, "t") == "1158201444"
+    with pytest.raises(HandshakeError):
+        verify_handshake({**ok, "hub.verify_token": "wrong"}, "t")
+    with pytest.raises(HandshakeError):
+        verify_handshake({**ok, "hub.mode": "unsubscribe"}, "t")
+    with pytest.raises(HandshakeError):
+        verify_handshake(ok, "")
+
+
+def test_partition_key_is_first_entry_id(payloads: dict[str, bytes]) -> None:
+    assert partition_key(payloads["flow_response.json"]) == b"102290129340398"
+    assert partition_key(b'{"entry": [{"id": "1", "changes": []}, {"id": "2"}]}') == b"1"
+    assert partition_key(b"not json") is None

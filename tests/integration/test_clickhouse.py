@@ -1,0 +1,95 @@
+"""The sink's writer and the views against the real embedded ClickHouse engine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+
+from infra.clickhouse import connect, migrate
+from schemas import codec
+from sink.batch import Consumed, cut
+from sink.writer import ClickHouseWriter, Engine
+from streams.normalize import normalize
+from streams.records import SCHEMA_OF, RawMeta
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def consumed(topic: str, first_offset: int, bodies: list[bytes]) -> list[Consumed]:
+    out = []
+    for i, body in enumerate(bodies):
+        for o in normalize(body, RawMeta("raw", 0, first_offset + i, 1_700_000_000_000, "r")):
+            out.append(
+                Consumed(topic, 0, first_offset + i, codec().encode(SCHEMA_OF[o.kind], o.record))
+            )
+    return out
+
+
+async def test_migrations_are_idempotent_and_batches_exactly_once(
+    chdb_url: str, payloads: dict[str, bytes]
+) -> None:
+    client = connect(chdb_url)
+    assert migrate(client, "waflow") == ["0001_tables", "0002_views"]
+    assert migrate(client, "waflow") == []
+    engine = Engine(client, "waflow")
+    writer = ClickHouseWriter(engine)
+    records = consumed("waflow.flows.events", 0, list(payloads.values()))
+    for batch in cut(records, NOW).batches:
+        assert await writer.write(batch) > 0
+        assert await writer.write(batch) == 0  # a retried batch creates nothing
+    # The same keys at other offsets (a crashed stream worker wrote them twice): nothing new.
+    for batch in cut(consumed("waflow.flows.events", 100, list(payloads.values())), NOW).batches:
+        assert await writer.write(batch) == 0
+    _, rows = await engine.query("SELECT count(), uniqExact(event_id) FROM waflow.flow_events")
+    assert rows == [[6, 6]]
+    _, rows = await engine.query(
+        "SELECT count(), uniqExact(message_id), any(contact_name), any(response['optional_param1'])"
+        " FROM waflow.flow_responses"
+    )
+    assert rows == [[1, 1, "Sheena Nelson", "<value1>"]]
+    engine.close()
+
+
+def event(flow: str, name: str, t: int, state: str | None = None, status: str | None = None):
+    value = {"event": name, "flow_id": flow, "message": "m"}
+    if state:
+        value |= {"alert_state": state, "threshold": 10, "error_rate": 12.5}
+    if status:
+        value |= {"new_status": status}
+    return orjson.dumps(
+        {"entry": [{"id": "w1", "time": t, "changes": [{"field": "flows", "value": value}]}]}
+    )
+
+
+async def test_views_on_a_fixed_data_set(chdb_url: str) -> None:
+    client = connect(chdb_url)
+    migrate(client, "waflow")
+    engine = Engine(client, "waflow")
+    bodies = [
+        event("f1", "FLOW_STATUS_CHANGE", 1000, status="DRAFT"),
+        event("f1", "FLOW_STATUS_CHANGE", 2000, status="PUBLISHED"),
+        event("f1", "ENDPOINT_LATENCY", 3000, state="ACTIVATED"),
+        event("f1", "ENDPOINT_LATENCY", 3600, state="DEACTIVATED"),
+        event("f1", "CLIENT_ERROR_RATE", 4000, state="ACTIVATED"),
+        event("f2", "FLOW_STATUS_CHANGE", 1500, status="BLOCKED"),
+    ]
+    for batch in cut(consumed("waflow.flows.events", 0, bodies), NOW).batches:
+        await ClickHouseWriter(engine).write(batch)
+    _, status = await engine.query(
+        "SELECT flow_id, status FROM waflow.flow_status_current ORDER BY flow_id"
+    )
+    assert status == [["f1", "PUBLISHED"], ["f2", "BLOCKED"]]
+    _, active = await engine.query(
+        "SELECT flow_id, alert, toUnixTimestamp(since) FROM waflow.flow_alerts_active"
+    )
+    assert active == [["f1", "CLIENT_ERROR_RATE", 4000]]
+    _, timeline = await engine.query(
+        "SELECT alert, alert_state, duration_s FROM waflow.flow_alert_timeline ORDER BY started_at"
+    )
+    assert timeline == [
+        ["ENDPOINT_LATENCY", "ACTIVATED", 600],
+        ["ENDPOINT_LATENCY", "DEACTIVATED", None],
+        ["CLIENT_ERROR_RATE", "ACTIVATED", None],
+    ]
+    engine.close()

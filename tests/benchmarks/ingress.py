@@ -1,0 +1,145 @@
+"""Ingress benchmark: signed webhooks accepted per second and answer latency, with acks=all to
+the local broker, beside the same server answering a bare 200 after verifying (no Kafka), in the
+same run. Each server is one process (one core); the load client runs in this process.
+
+    python -m tests.benchmarks.ingress [--seconds 15] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from infra import broker
+from infra.loadgen import Generator
+from infra.settings import Settings
+from infra.topics import ensure_topics
+from ingest.producer import RawRecord
+from ingest.routes import create_app
+from ingest.server import build
+from ingest.verify import sign
+from tests.benchmarks.loadclient import request, run
+
+ENV = {"WAFLOW_APP_SECRETS": "bench=bench-secret", "WAFLOW_VERIFY_TOKEN": "v"}
+
+
+class NoWriter:
+    """The baseline: verify the signature and answer 200, write nothing."""
+
+    async def write(self, record: RawRecord) -> None:
+        return None
+
+
+async def ready() -> bool:
+    return True
+
+
+def bare_app(settings: Settings) -> Starlette:
+    return create_app(settings, NoWriter(), ready)
+
+
+def serve(kind: str, port: int) -> None:
+    settings = Settings.from_env({**os.environ, **ENV, "WAFLOW_HTTP_PORT": str(port)})
+    app = build(settings) if kind == "kafka" else bare_app(settings)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="error",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+
+
+def bodies(n: int = 2000) -> list[bytes]:
+    gen = Generator(seed=3, run="bench")
+    out = []
+    for _ in range(n):
+        body = gen.delivery(int(time.time()), max_items=100).body
+        out.append(
+            request(
+                "/webhook",
+                body,
+                {
+                    "content-type": "application/json",
+                    "x-hub-signature-256": sign(body, b"bench-secret"),
+                },
+            )
+        )
+    return out
+
+
+def start(kind: str, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.benchmarks.ingress", "--serve", kind, "--port", str(port)],
+        env={**os.environ, **ENV},
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{kind} server did not become ready")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--serve", choices=("kafka", "bare"))
+    parser.add_argument("--port", type=int, default=18080)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--out", default="tests/benchmarks/results/ingress.json")
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port)
+        return
+    settings = Settings.from_env({**os.environ, **ENV})
+    if not os.environ.get("WAFLOW_KAFKA_BOOTSTRAP"):
+        broker.start(settings.data_dir)
+    asyncio.run(ensure_topics(settings))
+    reqs = bodies()
+    rows: dict[str, list[dict[str, float]]] = {"bare": [], "kafka": []}
+    for _ in range(args.runs):
+        for kind, port in (("bare", 18081), ("kafka", 18082)):
+            proc = start(kind, port)
+            try:
+                asyncio.run(run(port, reqs[:200], 2, args.connections))  # warm-up
+                res = asyncio.run(run(port, reqs, args.seconds, args.connections))
+            finally:
+                proc.terminate()
+                proc.wait()
+            rows[kind].append(
+                {
+                    "rps": res.rate,
+                    "p50_ms": res.percentile(50) * 1000,
+                    "p99_ms": res.percentile(99) * 1000,
+                    "non_200": sum(v for k, v in res.statuses.items() if k != 200),
+                }
+            )
+            print(kind, rows[kind][-1], flush=True)
+    summary = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in rows.items()}
+    summary["ratio_kafka_over_bare"] = {"rps": summary["kafka"]["rps"] / summary["bare"]["rps"]}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"runs": rows, "median": summary}, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -63,7 +63,7 @@ def lib_dir(data_dir: Path) -> Path:
 
 def fetch(data_dir: Path) -> Path:
     """Copy the broker's jars from Maven Central (or ~/.m2) once; later calls do no I/O."""
-    lib = lib_dir(data_dir)
+    lib = lib_dir(data_dir).absolute()  # Maven resolves relative paths against the pom's folder
     marker = lib / ".complete"
     if marker.exists() and marker.read_text() == POM.read_text():
         return lib

@@ -188,6 +188,9 @@ def _print_table(columns: list[str], rows: list[list[object]]) -> None:
         [json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else str(v) for v in r]
         for r in rows
     ]
+    if not rows:
+        print("(no rows)")
+        return
     if len(columns) == 1 and len(rows) == 1:
         print(cells[1][0])
         return

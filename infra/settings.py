@@ -51,7 +51,6 @@ class Settings:
     replication_factor: int = 1
     raw_retention_days: int = 14
     dedup_window_days: int = 7
-    verify_in_streams: bool = False
     sink_batch_rows: int = 50_000
     sink_batch_seconds: float = 1.0
     log_level: str = "INFO"
@@ -77,7 +76,6 @@ class Settings:
             replication_factor=_int(env, "WAFLOW_REPLICATION_FACTOR", 1),
             raw_retention_days=_int(env, "WAFLOW_RAW_RETENTION_DAYS", 14),
             dedup_window_days=_int(env, "WAFLOW_DEDUP_WINDOW_DAYS", 7),
-            verify_in_streams=env.get("WAFLOW_VERIFY_IN_STREAMS", "false").lower() == "true",
             sink_batch_rows=_int(env, "WAFLOW_SINK_BATCH_ROWS", 50_000),
             sink_batch_seconds=_float(env, "WAFLOW_SINK_BATCH_SECONDS", 1.0),
             log_level=env.get("WAFLOW_LOG_LEVEL", "INFO").upper(),

@@ -9,6 +9,7 @@ sightings to the typed topics. Offsets are acked only after the outputs are ackn
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any
@@ -18,10 +19,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.settings import Settings
 from schemas import codec
+from schemas.errors import SchemaError
+from streams.dead import dead_letter
 from streams.dedup import DAY_MS, first_sighting
 from streams.metrics import StreamMetrics
 from streams.normalize import normalize
-from streams.records import DLQ, SCHEMA_OF, RawMeta
+from streams.records import DLQ, SCHEMA_OF, Output, RawMeta
+
+log = logging.getLogger("waflow.streams")
 
 
 def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faust.App:
@@ -76,7 +81,6 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
             retention=window_ms / 1000,
         ),
     )
-    encode = codec().encode
 
     @app.agent(raw)
     async def normalize_raw(stream: Any) -> AsyncIterator[None]:
@@ -93,8 +97,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
                     _int(headers.get("waflow-received-ms"), int(msg.timestamp * 1000)),
                     headers.get("waflow-request-id", b"").decode(errors="replace"),
                 )
-                for out in normalize(msg.value or b"", meta):
-                    value = encode(SCHEMA_OF[out.kind], out.record)
+                for out, value in typed(msg.value or b"", meta):
                     if out.kind == DLQ:
                         stats.dead_letters.labels(out.record["reason"]).inc()
                         pending.append(
@@ -140,6 +143,23 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
 
     app.conf.stream_wait_empty = False
     return app
+
+
+def typed(body: bytes, meta: RawMeta) -> list[tuple[Output, bytes]]:
+    """normalize, with every output checked against its schema; the worker never stops on input.
+
+    A record that does not fit its schema, or a bug the input triggers, becomes a dead letter
+    carrying the raw bytes, so a fixed normalizer can replay it.
+    """
+    encode = codec().encode
+    try:
+        return [(out, encode(SCHEMA_OF[out.kind], out.record)) for out in normalize(body, meta)]
+    except SchemaError as exc:
+        dead = dead_letter(meta, "schema", str(exc), body, "")
+    except Exception as exc:  # a normalizer bug must not stop the partition
+        log.exception("normalize failed", extra={"request_id": meta.request_id})
+        dead = dead_letter(meta, "internal_error", repr(exc), body, "")
+    return [(dead, encode(SCHEMA_OF[DLQ], dead.record))]
 
 
 def _int(raw: bytes | None, default: int) -> int:

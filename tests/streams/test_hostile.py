@@ -1,0 +1,128 @@
+"""Hostile input: whatever the bytes, normalize returns records that encode, or dead letters."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import codec
+from streams.normalize import normalize
+from streams.records import SCHEMA_OF, RawMeta
+
+META = RawMeta("raw", 0, 0, 1_700_000_000_000, "r")
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "time",
+                    "changes",
+                    "field",
+                    "value",
+                    "messages",
+                    "statuses",
+                    "type",
+                    "interactive",
+                    "nfm_reply",
+                    "response_json",
+                    "timestamp",
+                    "from",
+                    "event",
+                    "flow_id",
+                    "errors",
+                    "threshold",
+                    "requests_count",
+                    "contacts",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=6,
+        )
+    ),
+    max_leaves=30,
+)
+
+
+def check(body: bytes) -> None:
+    for out in normalize(body, META):
+        codec().encode(SCHEMA_OF[out.kind], out.record)
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_random_documents(doc: object) -> None:
+    check(
+        orjson.dumps(
+            {
+                "entry": [
+                    {
+                        "id": "w",
+                        "changes": [
+                            {"field": "messages", "value": doc},
+                            {"field": "flows", "value": doc},
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    check(orjson.dumps(doc))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes(body: bytes) -> None:
+    check(body)
+
+
+def test_deep_nesting_and_big_batches() -> None:
+    check(b'{"entry":' + b"[" * 5000 + b"]" * 5000 + b"}")
+    message = {
+        "from": "1",
+        "id": "m",
+        "timestamp": "1",
+        "type": "interactive",
+        "interactive": {"type": "nfm_reply", "nfm_reply": {"response_json": "{}"}},
+    }
+    big = {
+        "entry": [
+            {
+                "id": "w",
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {"messages": [{**message, "id": f"m{i}"} for i in range(1000)]},
+                    }
+                ],
+            }
+        ]
+    }
+    assert len(normalize(orjson.dumps(big), META)) == 1000
+
+
+def test_a_normalizer_bug_becomes_a_dead_letter_not_a_crash(monkeypatch) -> None:
+    from streams import agents
+
+    def broken(body: bytes, meta: RawMeta) -> list:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(agents, "normalize", broken)
+    [(out, value)] = agents.typed(b'{"entry": []}', META)
+    assert (out.kind, out.record["reason"], out.record["payload"]) == (
+        "dlq",
+        "internal_error",
+        b'{"entry": []}',
+    )
+    assert codec().decode(value)[0] == "DeadLetter"

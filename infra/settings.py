@@ -7,12 +7,15 @@ result is validated here with messages that say what is wrong and how to fix it,
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from infra.errors import SettingsError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -145,20 +148,18 @@ def parse_app_secrets(raw: str) -> tuple[AppSecret, ...]:
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    value = env.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={value!r} is not a whole number (default {default})") from exc
+    return _parse(env, name, default, int, "a whole number")
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _parse(env, name, default, float, "a number")
+
+
+def _parse(env: Mapping[str, str], name: str, default: T, kind: Callable[[str], T], noun: str) -> T:
     value = env.get(name)
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        return kind(value)
     except ValueError as exc:
-        raise SettingsError(f"{name}={value!r} is not a number (default {default})") from exc
+        raise SettingsError(f"{name}={value!r} is not {noun} (default {default})") from exc

@@ -7,6 +7,7 @@ result is validated here with messages that say what is wrong and how to fix it,
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,24 @@ class Topics:
     other: str = "waflow.webhooks.other"
     dlq: str = "waflow.webhooks.dlq"
     items: str = "waflow.streams.items"  # internal: normalized items keyed by dedup id
+    prefix: str = "waflow"  # also names the consumer groups: `<prefix>-streams`, `<prefix>-sink`
+
+    @classmethod
+    def named(cls, prefix: str) -> Topics:
+        """Every name under one prefix, so staging or a test can share a cluster safely."""
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", prefix):
+            raise SettingsError(
+                f"WAFLOW_TOPIC_PREFIX={prefix!r}: use letters, digits, '_' or '-' (default waflow)"
+            )
+        return cls(
+            raw=f"{prefix}.webhooks.raw",
+            responses=f"{prefix}.flows.responses",
+            events=f"{prefix}.flows.events",
+            other=f"{prefix}.webhooks.other",
+            dlq=f"{prefix}.webhooks.dlq",
+            items=f"{prefix}.streams.items",
+            prefix=prefix,
+        )
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,8 @@ class Settings:
     sink_batch_rows: int = 50_000
     sink_batch_seconds: float = 1.0
     log_level: str = "INFO"
+    streams_verify: bool = False
+    streams_guarantee: str = "at_least_once"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +103,9 @@ class Settings:
             sink_batch_rows=_int(env, "WAFLOW_SINK_BATCH_ROWS", 50_000),
             sink_batch_seconds=_float(env, "WAFLOW_SINK_BATCH_SECONDS", 1.0),
             log_level=env.get("WAFLOW_LOG_LEVEL", "INFO").upper(),
+            topics=Topics.named(env.get("WAFLOW_TOPIC_PREFIX", "waflow")),
+            streams_verify=_bool(env, "WAFLOW_STREAMS_VERIFY", False),
+            streams_guarantee=env.get("WAFLOW_STREAMS_GUARANTEE", "at_least_once"),
         )
         settings.validate()
         return settings
@@ -110,6 +134,16 @@ class Settings:
             raise SettingsError("WAFLOW_PRODUCE_TIMEOUT_S must be > 0 seconds (default 5)")
         if not self.kafka_bootstrap.strip():
             raise SettingsError("WAFLOW_KAFKA_BOOTSTRAP is empty: set host:port[,host:port]")
+        if self.streams_guarantee not in ("at_least_once", "exactly_once"):
+            raise SettingsError(
+                f"WAFLOW_STREAMS_GUARANTEE={self.streams_guarantee!r}: use at_least_once "
+                "(default) or exactly_once"
+            )
+        if self.streams_verify and not self.app_secrets:
+            raise SettingsError(
+                "WAFLOW_STREAMS_VERIFY=true needs WAFLOW_APP_SECRETS: the worker re-checks "
+                "each raw record's signature with the same secrets as the ingress"
+            )
 
     def require_ingress_secrets(self) -> None:
         """Fail closed: an ingress without a secret would accept anything."""
@@ -145,6 +179,17 @@ def parse_app_secrets(raw: str) -> tuple[AppSecret, ...]:
     if len(set(labels)) != len(labels):
         raise SettingsError("WAFLOW_APP_SECRETS has a label twice: give each app its own label")
     return tuple(secrets)
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean: use true or false")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

@@ -25,7 +25,6 @@ class SinkLoop:
         settings: Settings,
         writer: BatchWriter,
         metrics: SinkMetrics,
-        group_id: str = "waflow-sink",
     ) -> None:
         t = settings.topics
         self.topics = (t.responses, t.events, t.other, t.dlq)
@@ -35,7 +34,7 @@ class SinkLoop:
         self.consumer = AIOKafkaConsumer(
             *self.topics,
             bootstrap_servers=settings.kafka_bootstrap,
-            group_id=group_id,
+            group_id=f"{t.prefix}-sink",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=settings.sink_batch_rows,

@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from infra.settings import Settings
+from infra.settings import AppSecret, Settings
+from ingest.errors import SignatureError
+from ingest.verify import verify_signature
 from schemas import codec
 from schemas.errors import SchemaError
 from streams.dead import dead_letter
@@ -31,8 +33,9 @@ log = logging.getLogger("waflow.streams")
 
 def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faust.App:
     stats = metrics or StreamMetrics()
+    app_id = f"{settings.topics.prefix}-streams"
     app = faust.App(
-        "waflow-streams",
+        app_id,
         broker=f"kafka://{settings.kafka_bootstrap.split(',')[0]}",
         store="rocksdb://",
         datadir=str(settings.data_dir / "streams"),
@@ -45,6 +48,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         producer_linger_ms=5,
         producer_compression_type="lz4",
         consumer_auto_offset_reset="earliest",
+        processing_guarantee=settings.streams_guarantee,
     )
     t = settings.topics
     final = {
@@ -65,6 +69,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         partitions=settings.raw_partitions,
     )
     window_ms = settings.dedup_window_days * DAY_MS
+    secrets = settings.app_secrets if settings.streams_verify else ()
     # RocksDB (through rocksdict) with a TTL and a changelog that is compacted *and* expires
     # after the window: both the local store and the topic stay bounded.
     seen = app.Table(
@@ -74,7 +79,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         partitions=settings.raw_partitions,
         options={"driver": "rocksdict", "ttl": window_ms // 1000},
         changelog_topic=app.topic(
-            "waflow-streams-seen-ids-changelog",
+            f"{app_id}-seen-ids-changelog",
             partitions=settings.raw_partitions,
             compacting=True,
             deleting=True,
@@ -96,8 +101,9 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
                     msg.offset,
                     _int(headers.get("waflow-received-ms"), int(msg.timestamp * 1000)),
                     headers.get("waflow-request-id", b"").decode(errors="replace"),
+                    headers.get("x-hub-signature-256", b"").decode(errors="replace"),
                 )
-                for out, value in typed(msg.value or b"", meta):
+                for out, value in typed(msg.value or b"", meta, secrets):
                     if out.kind == DLQ:
                         stats.dead_letters.labels(out.record["reason"]).inc()
                         pending.append(
@@ -145,15 +151,23 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
     return app
 
 
-def typed(body: bytes, meta: RawMeta) -> list[tuple[Output, bytes]]:
+def typed(
+    body: bytes, meta: RawMeta, secrets: Sequence[AppSecret] = ()
+) -> list[tuple[Output, bytes]]:
     """normalize, with every output checked against its schema; the worker never stops on input.
 
     A record that does not fit its schema, or a bug the input triggers, becomes a dead letter
-    carrying the raw bytes, so a fixed normalizer can replay it.
+    carrying the raw bytes, so a fixed normalizer can replay it. With `secrets`, the signature
+    the ingress recorded is checked again first (defense in depth against writes to the raw
+    topic that bypassed the ingress).
     """
     encode = codec().encode
     try:
+        if secrets:
+            verify_signature(body, meta.signature, secrets)
         return [(out, encode(SCHEMA_OF[out.kind], out.record)) for out in normalize(body, meta)]
+    except SignatureError as exc:
+        dead = dead_letter(meta, "signature", str(exc), body, "")
     except SchemaError as exc:
         dead = dead_letter(meta, "schema", str(exc), body, "")
     except Exception as exc:  # a normalizer bug must not stop the partition

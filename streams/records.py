@@ -24,6 +24,7 @@ class RawMeta:
     offset: int
     received_ms: int
     request_id: str
+    signature: str = ""  # the ingress's X-Hub-Signature-256, for the optional re-verify
 
 
 @dataclass(frozen=True)

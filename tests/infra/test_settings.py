@@ -25,6 +25,10 @@ def test_secret_never_in_repr() -> None:
         ({"WAFLOW_CLICKHOUSE_URL": "mysql://x"}, "chdb:///absolute/path"),
         ({"WAFLOW_APP_SECRETS": "a=x,a=y"}, "label twice"),
         ({"WAFLOW_PRODUCE_TIMEOUT_S": "0"}, "WAFLOW_PRODUCE_TIMEOUT_S"),
+        ({"WAFLOW_TOPIC_PREFIX": "a b"}, "WAFLOW_TOPIC_PREFIX"),
+        ({"WAFLOW_STREAMS_GUARANTEE": "maybe"}, "at_least_once"),
+        ({"WAFLOW_STREAMS_VERIFY": "sure"}, "not a boolean"),
+        ({"WAFLOW_STREAMS_VERIFY": "true"}, "needs WAFLOW_APP_SECRETS"),
     ],
 )
 def test_invalid_settings_say_what_and_how(env: dict[str, str], message: str) -> None:
@@ -43,3 +47,14 @@ def test_defaults() -> None:
     assert (s.http_host, s.http_port) == ("127.0.0.1", 8080)
     assert s.clickhouse_url == "chdb:///tmp/x/clickhouse"
     assert s.topics.raw == "waflow.webhooks.raw"
+
+
+def test_topic_prefix_names_every_topic() -> None:
+    t = Settings.from_env({"WAFLOW_TOPIC_PREFIX": "staging"}).topics
+    assert (t.raw, t.responses, t.items, t.prefix) == (
+        "staging.webhooks.raw",
+        "staging.flows.responses",
+        "staging.streams.items",
+        "staging",
+    )
+    assert Settings.from_env({}).topics == Settings.from_env({}).topics.named("waflow")

@@ -126,3 +126,18 @@ def test_a_normalizer_bug_becomes_a_dead_letter_not_a_crash(monkeypatch) -> None
         b'{"entry": []}',
     )
     assert codec().decode(value)[0] == "DeadLetter"
+
+
+def test_streams_reverify_turns_unsigned_records_into_dead_letters() -> None:
+    from infra.settings import AppSecret
+    from ingest.verify import sign
+    from streams import agents
+
+    secrets = (AppSecret("shop", b"s3cret"),)
+    body = b'{"object": "whatsapp_business_account", "entry": []}'
+    forged = RawMeta("raw", 0, 1, 0, "r", sign(body, b"wrong"))
+    [(out, _)] = agents.typed(body, forged, secrets)
+    assert (out.kind, out.record["reason"]) == ("dlq", "signature")
+    signed = RawMeta("raw", 0, 1, 0, "r", sign(body, b"s3cret"))
+    assert agents.typed(body, signed, secrets) == []
+    assert agents.typed(body, forged) == []  # off by default

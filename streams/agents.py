@@ -23,7 +23,7 @@ from ingest.verify import verify_signature
 from schemas import codec
 from schemas.errors import SchemaError
 from streams.dead import dead_letter
-from streams.dedup import DAY_MS, first_sighting
+from streams.dedup import DAY_MS, claim
 from streams.metrics import StreamMetrics
 from streams.normalize import normalize
 from streams.records import DLQ, SCHEMA_OF, Output, RawMeta
@@ -72,14 +72,14 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
     secrets = settings.app_secrets if settings.streams_verify else ()
     # RocksDB (through rocksdict) with a TTL and a changelog that is compacted *and* expires
     # after the window: both the local store and the topic stay bounded.
-    seen = app.Table(
-        "seen-ids",
+    claims = app.Table(
+        "claims",
         key_type=str,
-        value_type=int,
+        value_type=str,
         partitions=settings.raw_partitions,
         options={"driver": "rocksdict", "ttl": window_ms // 1000},
         changelog_topic=app.topic(
-            f"{app_id}-seen-ids-changelog",
+            f"{app_id}-claims-changelog",
             partitions=settings.raw_partitions,
             compacting=True,
             deleting=True,
@@ -133,7 +133,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
             headers = dict(msg.headers or ())
             stats.records_in.labels(t.items).inc()
             dedup_id = (msg.key or b"").decode()
-            if not first_sighting(seen, dedup_id, int(time.time() * 1000), window_ms):
+            if not claim(claims, dedup_id, msg.offset, int(time.time() * 1000), window_ms):
                 stats.duplicates.inc()
                 continue
             topic = final[headers["waflow-kind"].decode()]
@@ -145,7 +145,10 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(stats.registry), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type=, so the header is set whole.
+        return web.bytes(
+            generate_latest(stats.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
 
     app.conf.stream_wait_empty = False
     return app

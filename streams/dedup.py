@@ -1,9 +1,16 @@
-"""Redelivery dedup: an id seen within the window is dropped. Pure over a mapping-like store.
+"""Redelivery dedup: an id claimed within the window by another record is dropped.
 
-The store is a Faust table (RocksDB, changelog-backed) in the worker and a dict in unit tests.
-Capacity: one key is the id (~60 bytes for a wamid) plus an 8-byte timestamp, so 10 million
-items a day over the default 7-day window is ~70 M keys, roughly 5-7 GB in RocksDB on disk and
-only RocksDB's block cache in memory.
+Pure over a mapping-like store: a Faust table (RocksDB, changelog-backed) in the worker, a dict
+in unit tests. The items topic is keyed by dedup id, so every copy of an id lands on one
+partition; a claim remembers the offset of the copy that won. Why the offset: a worker killed
+hard has already written the claim to RocksDB while the output may still sit unsent in the
+producer. After the restart Faust replays from the last commit (taken only after a producer
+flush), so the same offset comes back: the claim is its own and the output is sent again, a
+duplicate under the same key at worst, never a loss. Any other offset is a real redelivery.
+
+Capacity: a key is the id (~60 bytes for a wamid) plus a ~25-byte value, so 10 million items a
+day over the default 7-day window is ~70 M keys, roughly 6-8 GB in RocksDB on disk and only
+RocksDB's block cache in memory; RocksDB's TTL and the changelog's retention expire old keys.
 """
 
 from __future__ import annotations
@@ -13,12 +20,14 @@ from collections.abc import MutableMapping
 DAY_MS = 24 * 3600 * 1000
 
 
-def first_sighting(
-    store: MutableMapping[str, int], dedup_id: str, now_ms: int, window_ms: int
+def claim(
+    store: MutableMapping[str, str], dedup_id: str, offset: int, now_ms: int, window_ms: int
 ) -> bool:
-    """True (and remember it) when `dedup_id` was not seen in the last `window_ms`."""
-    seen = store.get(dedup_id)
-    if seen is not None and now_ms - seen < window_ms:
-        return False
-    store[dedup_id] = now_ms
+    """True (and remember it) when the record at `offset` is the one to emit for `dedup_id`."""
+    held = store.get(dedup_id)
+    if held is not None:
+        claimed_ms, _, claimed_offset = held.partition(":")
+        if now_ms - int(claimed_ms) < window_ms:
+            return int(claimed_offset) == offset
+    store[dedup_id] = f"{now_ms}:{offset}"
     return True

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import orjson
 
-from streams.dedup import first_sighting
 from streams.normalize import normalize
 from streams.records import DLQ, EVENTS, OTHER, RESPONSES, RawMeta
 
@@ -181,10 +180,3 @@ def test_invalid_json_and_bad_shapes_become_dead_letters() -> None:
     )
     assert [o.kind for o in outs] == [DLQ, DLQ, DLQ, OTHER]
     assert outs[3].record["field"] == "account_update"
-
-
-def test_dedup_window() -> None:
-    store: dict[str, int] = {}
-    assert first_sighting(store, "a", 1000, 500)
-    assert not first_sighting(store, "a", 1400, 500)
-    assert first_sighting(store, "a", 1600, 500)

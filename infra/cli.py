@@ -107,6 +107,7 @@ def _ensure_local_broker(settings: Settings) -> bool:
 
 
 def cmd_stage(settings: Settings, args: argparse.Namespace) -> None:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     if args.command == "ingest":
         from ingest.server import serve
 
@@ -116,6 +117,12 @@ def cmd_stage(settings: Settings, args: argparse.Namespace) -> None:
 
         from streams.agents import create_app
 
+        if settings.streams_guarantee == "exactly_once":
+            print(
+                "warning: WAFLOW_STREAMS_GUARANTEE=exactly_once lost and duplicated items in "
+                "waflow's hard-kill test (README, 'Crashes'); use it for trials only",
+                file=sys.stderr,
+            )
         app = create_app(settings)
         Worker(app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
     else:

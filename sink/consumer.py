@@ -11,12 +11,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from infra.settings import Settings
 from sink.batch import Consumed, cut
+from sink.breaker import Breaker
 from sink.errors import WriteError
 from sink.metrics import SinkMetrics
 from sink.writer import BatchWriter
 
 log = logging.getLogger("waflow.sink")
-MAX_BACKOFF_S = 30.0
 
 
 class SinkLoop:
@@ -25,6 +25,7 @@ class SinkLoop:
         settings: Settings,
         writer: BatchWriter,
         metrics: SinkMetrics,
+        breaker: Breaker | None = None,
     ) -> None:
         t = settings.topics
         self.topics = (t.responses, t.events, t.other, t.dlq)
@@ -41,6 +42,7 @@ class SinkLoop:
             fetch_max_bytes=64 * 1024 * 1024,
             isolation_level="read_committed",
         )
+        self.breaker = breaker or Breaker()
         self.stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -72,26 +74,29 @@ class SinkLoop:
         batches = cut(records, datetime.now(UTC))
         for reason, count in batches.dead_reasons.items():
             self.metrics.dead_letters.labels(reason).inc(count)
-        backoff = 0.5
         for batch in batches.batches:
-            while True:  # circuit: one retry at a time, growing pauses, never skip a batch
+            while True:  # never skip a batch: the partition waits, the breaker paces retries
                 started = time.perf_counter()
                 try:
                     inserted = await self.writer.write(batch)
                     break
                 except WriteError as exc:
+                    pause = self.breaker.failed()
                     self.metrics.write_failures.inc()
+                    self.metrics.circuit_open.set(1)
                     log.warning(
                         "insert failed, retrying",
                         extra={
                             "table": batch.table,
                             "rows": len(batch.rows),
                             "error": str(exc)[:300],
-                            "retry_in_s": backoff,
+                            "retry_in_s": round(pause, 2),
                         },
                     )
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+                    if await self._stopped_within(pause):
+                        return  # nothing committed: the next start re-reads these records
+            self.breaker.succeeded()
+            self.metrics.circuit_open.set(0)
             self.metrics.insert_seconds.observe(time.perf_counter() - started)
             self.metrics.batch_rows.observe(len(batch.rows))
             self.metrics.rows.labels(batch.table).inc(inserted)
@@ -110,3 +115,21 @@ class SinkLoop:
             tp = TopicPartition(rec.topic, rec.partition)
             commits[tp] = max(commits.get(tp, 0), rec.offset + 1)
         await self.consumer.commit(commits)
+        await self._record_lag()
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _record_lag(self) -> None:
+        """Records between our position and the last stable offset, per topic."""
+        lag: dict[str, int] = dict.fromkeys(self.topics, 0)
+        for tp in self.consumer.assignment():
+            end = self.consumer.last_stable_offset(tp)
+            if end is not None:
+                lag[tp.topic] += max(0, end - await self.consumer.position(tp))
+        for topic, behind in lag.items():
+            self.metrics.lag.labels(topic).set(behind)

@@ -33,6 +33,9 @@ class SinkMetrics:
         self.write_failures = Counter(
             "waflow_sink_write_failures", "Failed batch writes", registry=r
         )
+        self.circuit_open = Gauge(
+            "waflow_sink_circuit_open", "1 while ClickHouse writes are failing", registry=r
+        )
         self.lag = Gauge(
             "waflow_sink_consumer_lag", "Records behind the log end", ["topic"], registry=r
         )

@@ -3,10 +3,7 @@ sink -> embedded ClickHouse, with redeliveries (one re-batched) yielding one row
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +11,6 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from infra.loadgen import Generator
 from infra.settings import Settings
@@ -22,58 +18,41 @@ from infra.topics import ensure_topics
 from ingest.producer import KafkaRawWriter
 from ingest.routes import create_app
 from ingest.verify import sign
-from schemas import codec
-from tests.conftest import SECRETS
+from tests.integration.stages import Stage, read_typed, stage_env
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+F1, F2 = "691244242662581", "6627390910605886"
+# From the documentation's examples (../shared/payloads): integers where it printed integers,
+# stored as doubles; the nested errors as parallel arrays.
+EXPECTED_EVENTS = [
+    ["CLIENT_ERROR_RATE", F1, None, None, "ACTIVATED", 10.0, 14.28, None, None, None, None,
+     ["INVALID_SCREEN_TRANSITION", "PUBLIC_KEY_MISSING"], [66.66, 33.33], [2, 1]],
+    ["ENDPOINT_AVAILABILITY", "12345678", None, None, "ACTIVATED", 90.0, None, None, None, None,
+     75.0, [], [], []],
+    ["ENDPOINT_ERROR_RATE", F1, None, None, "ACTIVATED", 10.0, 14.28, None, None, None, None,
+     ["CAPABILITY_ERROR", "TIMEOUT"], [66.66, 33.33], [2, 1]],
+    ["ENDPOINT_LATENCY", F1, None, None, "ACTIVATED", 7000.0, None, 500.0, 8000.0, 34, None,
+     [], [], []],
+    ["FLOW_STATUS_CHANGE", F2, None, "DRAFT", None, None, None, None, None, None, None,
+     [], [], []],
+    ["FLOW_STATUS_CHANGE", F2, "DRAFT", "PUBLISHED", None, None, None, None, None, None, None,
+     [], [], []],
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     data = tmp_path_factory.mktemp("stack")
-    env = {
-        "WAFLOW_APP_SECRETS": SECRETS,
-        "WAFLOW_VERIFY_TOKEN": "v",
-        "WAFLOW_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "WAFLOW_DATA_DIR": str(data),
-        "WAFLOW_STREAMS_PORT": str(free_port()),
-        "WAFLOW_SINK_PORT": str(free_port()),
-        "WAFLOW_SINK_BATCH_SECONDS": "0.5",
-        "WAFLOW_LOG_LEVEL": "WARNING",
-    }
+    env = stage_env(kafka_bootstrap, data)
     settings = Settings.from_env(env)
-    import asyncio
-
     asyncio.run(ensure_topics(settings))
-    procs = []
-    for stage in ("streams", "sink"):
-        log = open(data / f"{stage}.log", "wb")  # noqa: SIM115 - closed with the process
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "infra.cli", stage],
-                env={**os.environ, **env},
-                stdout=log,
-                stderr=log,
-            )
-        )
+    stages = [Stage(name, env, data / f"{name}.log").start() for name in ("streams", "sink")]
     try:
         yield settings
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        for stage in ("streams", "sink"):
-            text = (data / f"{stage}.log").read_text(errors="replace")
-            if "Traceback" in text:
-                print(f"--- {stage} log ---\n{text[-4000:]}")
+        for stage in stages:
+            stage.stop()
+            if "Traceback" in stage.tail():
+                print(f"--- {stage.stage} log ---\n{stage.tail()}")
 
 
 def query(settings: Settings, sql: str) -> list[list[object]]:
@@ -123,7 +102,7 @@ async def test_signed_posts_become_rows_once(stack: Settings, payloads: dict[str
     await writer.stop()
 
     responses = 1 + len(batch.responses) + len(extra.responses)
-    events = 6 + batch.events + extra.events
+    events_total = 6 + batch.events + extra.events
     others = batch.others + extra.others
     found = wait_for(
         stack,
@@ -131,9 +110,9 @@ async def test_signed_posts_become_rows_once(stack: Settings, payloads: dict[str
         "(SELECT count() FROM waflow.flow_events), "
         "(SELECT count() FROM waflow.webhook_changes), "
         "(SELECT count() FROM waflow.dead_letters)",
-        [[responses, events, others, 1]],
+        [[responses, events_total, others, 1]],
     )
-    assert found == [[responses, events, others, 1]]
+    assert found == [[responses, events_total, others, 1]]
     row = query(
         stack,
         "SELECT waba_id, wa_id, contact_name, flow_token, response_json, "
@@ -158,23 +137,20 @@ async def test_signed_posts_become_rows_once(stack: Settings, payloads: dict[str
         [1]
     ]
 
-    # The typed topics carry one Avro record per item, decodable with the documented decoder.
-    consumer = AIOKafkaConsumer(
-        stack.topics.responses,
-        stack.topics.events,
-        bootstrap_servers=stack.kafka_bootstrap,
-        group_id=uuid.uuid4().hex,
-        auto_offset_reset="earliest",
+    # Every flow event sample, field by field as the documentation's example shows it.
+    events = query(
+        stack,
+        "SELECT event, flow_id, old_status, new_status, alert_state, threshold, error_rate, "
+        "p50_latency, p90_latency, requests_count, availability, errors.error_type, "
+        "errors.error_rate, errors.error_count FROM waflow.flow_events "
+        "WHERE waba_id IN ('106181168862417', '644600416743275') ORDER BY event, new_status",
     )
-    await consumer.start()
-    seen: list[str] = []
-    try:
-        deadline = time.monotonic() + 20
-        while len(seen) < responses + events and time.monotonic() < deadline:
-            for msgs in (await consumer.getmany(timeout_ms=1000)).values():
-                for m in msgs:
-                    _name, record = codec().decode(m.value)
-                    seen.append(record.get("message_id") or record["event_id"])
-    finally:
-        await consumer.stop()
-    assert len(seen) == len(set(seen)) == responses + events
+    assert events == EXPECTED_EVENTS
+
+    # The typed topics carry one Avro record per item, decodable with the documented decoder.
+    t = stack.topics
+    seen = await read_typed(
+        stack.kafka_bootstrap, [t.responses, t.events], responses + events_total
+    )
+    ids = [dedup_id for dedup_id, _ in seen]
+    assert len(ids) == len(set(ids)) == responses + events_total

@@ -1,0 +1,199 @@
+"""The sink loop on the real broker and the embedded engine: killed between insert and commit,
+fed the same keys twice at other offsets, given drifted records, and facing a failing
+ClickHouse. Every time: `count()` equals `uniqExact(id)` without FINAL, and nothing is missing."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from infra.clickhouse import connect, migrate
+from infra.loadgen import Generator
+from infra.settings import Settings
+from infra.topics import ensure_topics
+from schemas import codec
+from sink.breaker import Breaker
+from sink.consumer import SinkLoop
+from sink.errors import WriteError
+from sink.metrics import SinkMetrics
+from sink.writer import Batch, ClickHouseWriter, Engine
+from streams.normalize import normalize
+from streams.records import DLQ, EVENTS, OTHER, RESPONSES, SCHEMA_OF, RawMeta
+from tests.integration.stages import stage_env
+
+COUNTS = (
+    "SELECT (SELECT count() FROM waflow.flow_responses), "
+    "(SELECT uniqExact(message_id) FROM waflow.flow_responses), "
+    "(SELECT count() FROM waflow.flow_events), "
+    "(SELECT uniqExact(event_id) FROM waflow.flow_events), "
+    "(SELECT count() FROM waflow.webhook_changes), "
+    "(SELECT uniqExact(change_id) FROM waflow.webhook_changes), "
+    "(SELECT count() FROM waflow.dead_letters)"
+)
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, so no offset is committed."""
+
+
+class KilledAfterInsert:
+    def __init__(self, inner: ClickHouseWriter, after: int) -> None:
+        self.inner, self.left = inner, after
+
+    async def write(self, batch: Batch) -> int:
+        inserted = await self.inner.write(batch)
+        self.left -= 1
+        if self.left == 0:
+            raise Killed
+        return inserted
+
+
+class DownThenUp:
+    """ClickHouse refusing the first writes, as a down server or TOO_MANY_PARTS would."""
+
+    def __init__(self, inner: ClickHouseWriter, failures: int) -> None:
+        self.inner, self.failures, self.calls = inner, failures, 0
+
+    async def write(self, batch: Batch) -> int:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise WriteError("Code: 252. DB::Exception: Too many parts (TOO_MANY_PARTS)")
+        return await self.inner.write(batch)
+
+
+def typed_records(settings: Settings, deliveries: int, seed: int) -> list[tuple[str, bytes, bytes]]:
+    """(topic, key, Avro value) as the stream stage would write them."""
+    topic = {
+        RESPONSES: settings.topics.responses,
+        EVENTS: settings.topics.events,
+        OTHER: settings.topics.other,
+        DLQ: settings.topics.dlq,
+    }
+    gen = Generator(seed=seed, wabas=30, run=uuid.uuid4().hex[:6])
+    out = []
+    for i in range(deliveries):
+        body = gen.delivery(int(time.time()), max_items=30).body
+        for o in normalize(body, RawMeta(settings.topics.raw, 0, i, int(time.time() * 1000), "")):
+            out.append((topic[o.kind], o.key, codec().encode(SCHEMA_OF[o.kind], o.record)))
+    return out
+
+
+async def produce(settings: Settings, records: list[tuple[str, bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        futures = [await producer.send(t, v, key=k) for t, k, v in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture
+async def sink_env(kafka_bootstrap: str, tmp_path: Path):
+    settings = Settings.from_env(stage_env(kafka_bootstrap, tmp_path, WAFLOW_SINK_BATCH_ROWS="300"))
+    await ensure_topics(settings)
+    engine = Engine(connect(settings.clickhouse_url), "waflow")
+    await engine.call(lambda: migrate(engine.client, "waflow"))
+    yield settings, engine
+    engine.close()
+
+
+async def drain(loop: SinkLoop, engine: Engine, expected: list[int], timeout_s: float = 90):
+    task = asyncio.create_task(loop.run())
+    deadline = time.monotonic() + timeout_s
+    rows: list[int] = []
+    try:
+        while time.monotonic() < deadline and not task.done():
+            _, [rows] = await engine.query(COUNTS)
+            if rows == expected:
+                await asyncio.sleep(1.5)  # and nothing more arrives
+                _, [rows] = await engine.query(COUNTS)
+                break
+            await asyncio.sleep(0.3)
+    finally:
+        loop.stopping.set()
+        await task
+    return rows
+
+
+def expected_counts(records: list[tuple[str, bytes, bytes]], settings: Settings, dead: int):
+    ids: dict[str, set[str]] = {t: set() for t in (RESPONSES, EVENTS, OTHER)}
+    topics = settings.topics
+    names = {topics.responses: RESPONSES, topics.events: EVENTS, topics.other: OTHER}
+    field = {RESPONSES: "message_id", EVENTS: "event_id", OTHER: "change_id"}
+    for topic, _, value in records:
+        if topic in names:
+            kind = names[topic]
+            ids[kind].add(codec().decode(value)[1][field[kind]])
+    r, e, o = (len(ids[k]) for k in (RESPONSES, EVENTS, OTHER))
+    return [r, r, e, e, o, o, dead]
+
+
+async def test_killed_between_insert_and_commit_then_same_keys_again(sink_env) -> None:
+    settings, engine = sink_env
+    records = typed_records(settings, 400, seed=5)
+    await produce(settings, records)
+    writer = ClickHouseWriter(engine)
+    crashing = SinkLoop(settings, KilledAfterInsert(writer, after=3), SinkMetrics())
+    with pytest.raises(Killed):
+        await crashing.run()
+    # The restarted sink re-reads the uncommitted batches it had inserted...
+    expected = expected_counts(records, settings, dead=0)
+    assert await drain(SinkLoop(settings, writer, SinkMetrics()), engine, expected) == expected
+    # ...and a crashed stream worker's copies (same keys, new offsets) create nothing either.
+    await produce(settings, records[::3])
+    metrics = SinkMetrics()
+    assert await drain(SinkLoop(settings, writer, metrics), engine, expected) == expected
+    skipped = sum(
+        s.value for m in metrics.skipped.collect() for s in m.samples if "total" in s.name
+    )
+    assert skipped == len(records[::3])
+
+
+async def test_drifted_records_go_to_dead_letters_while_neighbours_load(sink_env) -> None:
+    settings, engine = sink_env
+    records = typed_records(settings, 50, seed=6)
+    response = next(r for r in records if r[0] == settings.topics.responses)
+    _, fields = codec().decode(response[2])
+    drifted = {
+        **fields,
+        "message_id": "wamid.drift",
+        "responded_at": datetime(2400, 1, 1, tzinfo=UTC),
+    }
+    bad = [
+        (settings.topics.responses, b"wamid.drift", codec().encode("FlowResponse", drifted)),
+        (settings.topics.events, b"k", b"\xc3\x01not avro at all"),
+    ]
+    await produce(settings, records[:20] + bad + records[20:])
+    expected = expected_counts(records, settings, dead=2)
+    assert (
+        await drain(SinkLoop(settings, ClickHouseWriter(engine), SinkMetrics()), engine, expected)
+        == expected
+    )
+    _, dead = await engine.query(
+        "SELECT reason, source_topic FROM waflow.dead_letters ORDER BY reason"
+    )
+    assert dead == [
+        ["out_of_range", settings.topics.responses],
+        ["undecodable", settings.topics.events],
+    ]
+
+
+async def test_clickhouse_refusing_writes_is_retried_by_the_breaker_without_loss(sink_env) -> None:
+    settings, engine = sink_env
+    records = typed_records(settings, 100, seed=7)
+    await produce(settings, records)
+    flaky = DownThenUp(ClickHouseWriter(engine), failures=3)
+    metrics = SinkMetrics()
+    loop = SinkLoop(settings, flaky, metrics, Breaker(first_s=0.05, max_s=0.2))
+    expected = expected_counts(records, settings, dead=0)
+    assert await drain(loop, engine, expected) == expected
+    failures = [s.value for m in metrics.write_failures.collect() for s in m.samples]
+    assert failures[0] == 3
+    assert not loop.breaker.open

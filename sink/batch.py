@@ -54,7 +54,13 @@ def cut(records: Sequence[Consumed], now: datetime) -> Cut:
     for name, table_rows in rows.items():
         token = ";".join(f"{t}:{p}:{a}-{b}" for (t, p), (a, b) in sorted(ranges[name].items()))
         table = by_name[name]
+        rows_once = dedup_in_order(table_rows)
+        window: tuple[datetime, datetime] | None = None
+        if table.time_column is not None:
+            at = table.columns.index(table.time_column)
+            times = [row[at] for _, row in rows_once]
+            window = (min(times), max(times))
         out.batches.append(
-            Batch(name, table.id_column, table.columns, dedup_in_order(table_rows), token)
+            Batch(name, table.id_column, table.columns, rows_once, token, table.time_column, window)
         )
     return out

@@ -40,6 +40,7 @@ class SinkLoop:
             auto_offset_reset="earliest",
             max_poll_records=settings.sink_batch_rows,
             fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
             isolation_level="read_committed",
         )
         self.breaker = breaker or Breaker()

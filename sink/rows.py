@@ -21,6 +21,10 @@ class Table:
     id_column: str
     columns: tuple[str, ...]
     row: Callable[[dict[str, Any]], list[Any]]
+    # The partition column: a copy of a record carries the same value, so the sink looks for
+    # existing ids only between a batch's min and max of it (partition pruning keeps that check
+    # from scanning the whole table). None where a copy's value can differ (dead letters).
+    time_column: str | None
 
 
 def _time(value: Any) -> datetime:
@@ -155,6 +159,7 @@ TABLES: dict[str, Table] = {
             "item_index",
         ),
         response_row,
+        "responded_at",
     ),
     "FlowEvent": Table(
         "flow_events",
@@ -184,6 +189,7 @@ TABLES: dict[str, Table] = {
             *LINEAGE,
         ),
         event_row,
+        "event_time",
     ),
     "WebhookChange": Table(
         "webhook_changes",
@@ -200,6 +206,7 @@ TABLES: dict[str, Table] = {
             "item_index",
         ),
         change_row,
+        "received_at",
     ),
     "DeadLetter": Table(
         "dead_letters",
@@ -218,6 +225,7 @@ TABLES: dict[str, Table] = {
             "failed_at",
         ),
         dead_row,
+        None,
     ),
 }
 

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from clickhouse_connect.driver.client import Client
@@ -28,6 +29,8 @@ class Batch:
     columns: tuple[str, ...]
     rows: Sequence[tuple[str, list[Any]]] = field(repr=False)
     token: str
+    time_column: str | None = None
+    time_range: tuple[datetime, datetime] | None = None
 
 
 class BatchWriter(Protocol):
@@ -74,14 +77,16 @@ class ClickHouseWriter:
         ids = [key for key, _ in batch.rows]
         # A crashed worker may have written a record twice at different offsets, and a
         # restarted sink re-reads what it inserted but did not commit: ask which ids exist.
-        have = {
-            row[0]
-            for row in client.query(
-                f"SELECT {batch.id_column} FROM {db}.{batch.table} "
-                f"WHERE {batch.id_column} IN {{ids:Array(String)}}",
-                parameters={"ids": ids},
-            ).result_rows
-        }
+        sql = (
+            f"SELECT {batch.id_column} FROM {db}.{batch.table} "
+            f"WHERE {batch.id_column} IN {{ids:Array(String)}}"
+        )
+        params: dict[str, Any] = {"ids": ids}
+        if batch.time_column and batch.time_range:
+            between = "BETWEEN {lo:DateTime64(3, 'UTC')} AND {hi:DateTime64(3, 'UTC')}"
+            sql += f" AND {batch.time_column} {between}"
+            params["lo"], params["hi"] = batch.time_range
+        have = {row[0] for row in client.query(sql, parameters=params).result_rows}
         fresh = [row for key, row in batch.rows if key not in have]
         if fresh:
             client.insert(

@@ -28,6 +28,10 @@ def test_one_batch_per_table_token_names_offset_ranges(payloads: dict[str, bytes
     assert len(by_table["flow_responses"].rows) == 1
     assert by_table["flow_responses"].token == "waflow.flows.responses:2:10-11"
     assert by_table["flow_events"].token == "waflow.flows.events:0:5-5"
+    # Existing ids are looked up only within the batch's own partition-column values.
+    responded = datetime.fromtimestamp(1714510003, UTC)
+    assert by_table["flow_responses"].time_range == (responded, responded)
+    assert by_table["flow_responses"].time_column == "responded_at"
 
 
 def test_undecodable_and_out_of_range_become_dead_letters(payloads: dict[str, bytes]) -> None:

@@ -78,6 +78,12 @@ class Settings:
     log_level: str = "INFO"
     streams_verify: bool = False
     streams_guarantee: str = "at_least_once"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    tls_client_name: str = ""
+    tls_reload_s: float = 60.0
+    trusted_proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -106,6 +112,14 @@ class Settings:
             topics=Topics.named(env.get("WAFLOW_TOPIC_PREFIX", "waflow")),
             streams_verify=_bool(env, "WAFLOW_STREAMS_VERIFY", False),
             streams_guarantee=env.get("WAFLOW_STREAMS_GUARANTEE", "at_least_once"),
+            tls_cert=_path(env, "WAFLOW_TLS_CERT"),
+            tls_key=_path(env, "WAFLOW_TLS_KEY"),
+            tls_client_ca=_path(env, "WAFLOW_TLS_CLIENT_CA"),
+            tls_client_name=env.get("WAFLOW_TLS_CLIENT_NAME", "").strip(),
+            tls_reload_s=_float(env, "WAFLOW_TLS_RELOAD_SECONDS", 60.0),
+            trusted_proxies=tuple(
+                p.strip() for p in env.get("WAFLOW_TRUSTED_PROXIES", "").split(",") if p.strip()
+            ),
         )
         settings.validate()
         return settings
@@ -145,6 +159,32 @@ class Settings:
                 "each raw record's signature with the same secrets as the ingress"
             )
 
+        self._validate_tls()
+
+    def _validate_tls(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise SettingsError(
+                "set both WAFLOW_TLS_CERT and WAFLOW_TLS_KEY (PEM files) for HTTPS, or neither"
+            )
+        for name, path in (
+            ("WAFLOW_TLS_CERT", self.tls_cert),
+            ("WAFLOW_TLS_KEY", self.tls_key),
+            ("WAFLOW_TLS_CLIENT_CA", self.tls_client_ca),
+        ):
+            if path is not None and not path.is_file():
+                raise SettingsError(f"{name}={path} is not a readable file")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise SettingsError(
+                "WAFLOW_TLS_CLIENT_CA (mutual TLS) needs HTTPS: set WAFLOW_TLS_CERT and _KEY"
+            )
+        if bool(self.tls_client_ca) != bool(self.tls_client_name):
+            raise SettingsError(
+                "mutual TLS needs both WAFLOW_TLS_CLIENT_CA and WAFLOW_TLS_CLIENT_NAME: a CA "
+                "alone would accept any certificate that CA ever issued"
+            )
+        if self.tls_reload_s <= 0:
+            raise SettingsError("WAFLOW_TLS_RELOAD_SECONDS must be > 0 (default 60)")
+
     def require_ingress_secrets(self) -> None:
         """Fail closed: an ingress without a secret would accept anything."""
         if not self.app_secrets:
@@ -179,6 +219,11 @@ def parse_app_secrets(raw: str) -> tuple[AppSecret, ...]:
     if len(set(labels)) != len(labels):
         raise SettingsError("WAFLOW_APP_SECRETS has a label twice: give each app its own label")
     return tuple(secrets)
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return Path(raw).absolute() if raw else None
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:

@@ -1,5 +1,7 @@
 """Why the ingress refused or could not keep a request. Each maps to one HTTP answer."""
 
+from infra.errors import SettingsError
+
 
 class IngestError(Exception):
     """Base class for ingress errors."""
@@ -34,3 +36,7 @@ class BrokerUnavailableError(IngestError):
 
     status = 503
     outcome = "broker_unavailable"
+
+
+class TlsConfigError(SettingsError):
+    """The certificate, key or client CA files do not load: the ingress does not start."""

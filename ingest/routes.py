@@ -43,6 +43,13 @@ def create_app(
     secrets = settings.app_secrets
     limit = settings.max_body_bytes
     debug = log.isEnabledFor(logging.DEBUG)
+    # Every connection that reaches a handler passed the mTLS name guard, so the name it
+    # matched is the configured one.
+    tls_client = (
+        (("waflow-tls-client", settings.tls_client_name.encode()),)
+        if settings.tls_client_name
+        else ()
+    )
 
     async def handshake(request: Request) -> Response:
         try:
@@ -69,6 +76,12 @@ def create_app(
                     ("waflow-app", app.encode()),
                     ("waflow-request-id", request_id.encode()),
                     ("content-type", request.headers.get("content-type", "").encode()),
+                    # With WAFLOW_TRUSTED_PROXIES set, this is the address the proxy saw.
+                    (
+                        "waflow-client-addr",
+                        (request.client.host if request.client else "").encode(),
+                    ),
+                    *tls_client,
                 ),
             )
             produce_started = time.perf_counter()

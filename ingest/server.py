@@ -8,11 +8,13 @@ import logging
 from collections.abc import AsyncIterator
 
 import uvicorn
+import uvloop
 from starlette.applications import Starlette
 
 from infra.settings import Settings
 from ingest.producer import KafkaRawWriter
 from ingest.routes import create_app
+from ingest.tls import Reloader, client_name_guard, server_context
 
 log = logging.getLogger("waflow.ingest")
 
@@ -34,13 +36,10 @@ def build(settings: Settings) -> Starlette:
     return create_app(settings, writer, writer.ready, lifespan=lifespan)
 
 
-def serve(settings: Settings) -> None:
-    app = build(settings)
-    log.info(
-        "ingress listening",
-        extra={"url": f"http://{settings.http_host}:{settings.http_port}/webhook"},
-    )
-    uvicorn.run(
+def config(settings: Settings, app: Starlette) -> tuple[uvicorn.Config, Reloader | None]:
+    """uvicorn's configuration: plain HTTP, or HTTPS with our context (and mTLS name guard)."""
+    proxies = list(settings.trusted_proxies)
+    cfg = uvicorn.Config(
         app,
         host=settings.http_host,
         port=settings.http_port,
@@ -49,4 +48,42 @@ def serve(settings: Settings) -> None:
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,
+        # X-Forwarded-For is believed only from the configured proxies; without any, the peer
+        # address is the client address (uvicorn would otherwise trust 127.0.0.1).
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
     )
+    cfg.load()
+    if settings.tls_cert is None:
+        return cfg, None
+    ctx = server_context(settings)
+    cfg.ssl = ctx
+    if settings.tls_client_name:
+        cfg.http_protocol_class = client_name_guard(
+            cfg.http_protocol_class, settings.tls_client_name
+        )
+    return cfg, Reloader(ctx, settings)
+
+
+def serve(settings: Settings) -> None:
+    app = build(settings)
+    cfg, reloader = config(settings, app)
+    scheme = "https" if reloader else "http"
+    log.info(
+        "ingress listening",
+        extra={
+            "url": f"{scheme}://{settings.http_host}:{settings.http_port}/webhook",
+            "mutual_tls": bool(settings.tls_client_name),
+        },
+    )
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_serve(cfg, reloader, settings.tls_reload_s))
+
+
+async def _serve(cfg: uvicorn.Config, reloader: Reloader | None, reload_s: float) -> None:
+    watching = asyncio.create_task(reloader.run(reload_s)) if reloader else None
+    try:
+        await uvicorn.Server(cfg).serve()
+    finally:
+        if watching:
+            watching.cancel()

@@ -26,7 +26,7 @@ from streams.dead import dead_letter
 from streams.dedup import DAY_MS, claim
 from streams.metrics import StreamMetrics
 from streams.normalize import normalize
-from streams.records import DLQ, SCHEMA_OF, Output, RawMeta
+from streams.records import DLQ, SCHEMA_OF, Output, RawMeta, kind_of
 
 log = logging.getLogger("waflow.streams")
 
@@ -128,12 +128,18 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         async for event in stream.events():
             msg = event.message
             items_in.inc()
-            dedup_id = (msg.key or b"").decode()
+            dedup_id = (msg.key or b"").decode(errors="replace")
             if not claim(claims, dedup_id, msg.offset, int(time.time() * 1000), window_ms):
                 stats.duplicates.inc()
                 continue
             headers = dict(msg.headers or ())
-            kind = headers["waflow-kind"].decode()
+            kind = kind_of(headers)
+            if kind is None:  # not written by normalize_raw: keep it, never crash on it
+                meta = RawMeta(msg.topic, msg.partition, msg.offset, int(time.time() * 1000), "")
+                dead = dead_letter(meta, "foreign_record", "no waflow-kind", msg.value or b"", "")
+                stats.dead_letters.labels("foreign_record").inc()
+                await send(t.dlq, b"", codec().encode("DeadLetter", dead.record), None, None, None)
+                continue
             # Not awaited per record: Faust flushes the producer before it commits this
             # offset, so the output is durable before the input is marked done.
             await send(final[kind], headers.get("waflow-key"), msg.value, None, None, None)

@@ -35,3 +35,9 @@ class Output:
     key: bytes
     dedup_id: str
     record: dict[str, Any]
+
+
+def kind_of(headers: dict[str, bytes]) -> str | None:
+    """Which typed topic an items-topic record goes to; None for a record waflow did not write."""
+    kind = headers.get("waflow-kind", b"").decode(errors="replace")
+    return kind if kind in (RESPONSES, EVENTS, OTHER) else None

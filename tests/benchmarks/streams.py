@@ -43,7 +43,10 @@ async def end_offsets(bootstrap: str, topics: list[str], partitions: int) -> int
 
 
 async def bare_loop(settings: Settings, records: int) -> float:
-    """Consume the raw topic and produce every record back unparsed; return seconds."""
+    """Consume the raw topic and produce every record back unparsed; return seconds.
+
+    The copies go to the dead-letter topic, which the measured worker only writes to.
+    """
     t = settings.topics
     consumer = AIOKafkaConsumer(
         t.raw,
@@ -64,7 +67,7 @@ async def bare_loop(settings: Settings, records: int) -> float:
             if batch and not started:
                 started = time.perf_counter()
             futures = [
-                await producer.send(t.items, m.value, key=m.key)
+                await producer.send(t.dlq, m.value, key=m.key)
                 for msgs in batch.values()
                 for m in msgs
             ]

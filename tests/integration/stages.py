@@ -16,7 +16,12 @@ from aiokafka import AIOKafkaConsumer
 from schemas import codec
 from tests.conftest import SECRETS
 
-ID_FIELD = {"FlowResponse": "message_id", "FlowEvent": "event_id", "WebhookChange": "change_id"}
+ID_FIELD = {
+    "FlowResponse": "message_id",
+    "FlowEvent": "event_id",
+    "WebhookChange": "change_id",
+    "DeadLetter": "dead_letter_id",
+}
 
 
 def free_port() -> int:

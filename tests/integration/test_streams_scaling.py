@@ -9,12 +9,22 @@ import uuid
 from pathlib import Path
 
 import httpx
+from aiokafka import AIOKafkaProducer
 
 from infra.loadgen import Generator
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from tests.integration.stages import Stage, free_port, read_typed, stage_env
 from tests.integration.test_streams_crash import expected_outputs, produce_raw
+
+
+async def produce_foreign(settings: Settings) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(settings.topics.items, b"\xff not ours", key=b"\xfe")
+    finally:
+        await producer.stop()
 
 
 def raw_consumed(port: int, raw_topic: str) -> float:
@@ -43,12 +53,17 @@ async def test_two_workers_split_partitions_and_restart_resumes(
         # Both must have joined before the load, or one takes every partition.
         await asyncio.sleep(12)
         await produce_raw(settings, first)
+        # Regression: a record on the internal topic that waflow did not write (no headers)
+        # crashed the dedup agent in a loop; now it is a dead letter and the work goes on.
+        await produce_foreign(settings)
         seen = await read_typed(kafka_bootstrap, typed_topics, len(expected_outputs(first)), 120)
         by_a = raw_consumed(settings.streams_port, t.raw)
         by_b = raw_consumed(int(env_b["WAFLOW_STREAMS_PORT"]), t.raw)
         assert by_a > 0 and by_b > 0, f"one worker did everything: a={by_a} b={by_b}"
         assert by_a + by_b >= len(first)  # a late rebalance may hand over some twice
         assert len(seen) == len(expected_outputs(first))
+        [(dead_id, _)] = await read_typed(kafka_bootstrap, [t.dlq], 1, 30)
+        assert dead_id.startswith(f"{t.items}/")
         a.stop()
         b.stop()
         a.start()

@@ -1,4 +1,5 @@
 from streams.dedup import claim
+from streams.records import kind_of
 
 
 def test_redelivery_within_the_window_is_dropped_after_it_expires_kept() -> None:
@@ -15,3 +16,9 @@ def test_replay_of_the_claiming_offset_is_emitted_again() -> None:
     assert claim(store, "a", offset=7, now_ms=1000, window_ms=500)
     assert claim(store, "a", offset=7, now_ms=1100, window_ms=500)  # the crash replay
     assert not claim(store, "a", offset=8, now_ms=1100, window_ms=500)
+
+
+def test_only_records_waflow_wrote_are_routed() -> None:
+    assert kind_of({"waflow-kind": b"responses"}) == "responses"
+    assert kind_of({}) is None
+    assert kind_of({"waflow-kind": b"\xff"}) is None

@@ -1,8 +1,9 @@
 """Ingress benchmark: signed webhooks accepted per second and answer latency, with acks=all to
 the local broker, beside the same server answering a bare 200 after verifying (no Kafka), in the
-same run. Each server is one process (one core); the load client runs in this process.
+same run; with --tls also the Kafka server over HTTPS (certificates made for the run). Each
+server is one process (one core); the load client runs in this process.
 
-    python -m tests.benchmarks.ingress [--seconds 15] [--runs 3]
+    python -m tests.benchmarks.ingress [--seconds 15] [--runs 3] [--tls]
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from infra.settings import Settings
 from infra.topics import ensure_topics
 from ingest.producer import RawRecord
 from ingest.routes import create_app
-from ingest.server import build
+from ingest.server import serve as serve_ingress
 from ingest.verify import sign
 from tests.benchmarks.loadclient import request, run
 
@@ -51,7 +54,10 @@ def bare_app(settings: Settings) -> Starlette:
 
 def serve(kind: str, port: int) -> None:
     settings = Settings.from_env({**os.environ, **ENV, "WAFLOW_HTTP_PORT": str(port)})
-    app = build(settings) if kind == "kafka" else bare_app(settings)
+    if kind in ("kafka", "kafka-tls"):
+        serve_ingress(settings)  # what `waflow ingest` runs; TLS from WAFLOW_TLS_* in the env
+        return
+    app = bare_app(settings)
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -81,15 +87,34 @@ def bodies(n: int = 2000) -> list[bytes]:
     return out
 
 
-def start(kind: str, port: int) -> subprocess.Popen[bytes]:
+def make_tls() -> tuple[dict[str, str], ssl.SSLContext]:
+    """A CA and a server certificate for this run; the client trusts that CA."""
+    from tests.ingest.certs import Authority
+
+    ca = Authority("bench-ca", Path(tempfile.mkdtemp()))
+    server = ca.issue("localhost", client=False, stem="server")
+    env = {
+        "WAFLOW_TLS_CERT": str(server.cert),
+        "WAFLOW_TLS_KEY": str(server.key),
+        "WAFLOW_TLS_CA_FOR_CLIENT": str(ca.pem),
+    }
+    return env, ssl.create_default_context(cafile=str(ca.pem))
+
+
+def start(kind: str, port: int, tls: dict[str, str]) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **ENV, **(tls if kind == "kafka-tls" else {})}
+    env.pop("WAFLOW_TLS_CA_FOR_CLIENT", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.benchmarks.ingress", "--serve", kind, "--port", str(port)],
-        env={**os.environ, **ENV},
+        env=env,
     )
+    scheme = "https" if kind == "kafka-tls" else "http"
+    verify: str | bool = tls.get("WAFLOW_TLS_CA_FOR_CLIENT", False)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+            url = f"{scheme}://localhost:{port}/readyz"
+            if httpx.get(url, timeout=1, verify=verify).status_code == 200:
                 return proc
         except httpx.HTTPError:
             pass
@@ -100,7 +125,8 @@ def start(kind: str, port: int) -> subprocess.Popen[bytes]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--serve", choices=("kafka", "bare"))
+    parser.add_argument("--serve", choices=("kafka", "bare", "kafka-tls"))
+    parser.add_argument("--tls", action="store_true", help="also run the Kafka server over HTTPS")
     parser.add_argument("--port", type=int, default=18080)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--runs", type=int, default=3)
@@ -115,13 +141,16 @@ def main() -> None:
         broker.start(settings.data_dir)
     asyncio.run(ensure_topics(settings))
     reqs = bodies()
-    rows: dict[str, list[dict[str, float]]] = {"bare": [], "kafka": []}
+    kinds = [("bare", 18081), ("kafka", 18082)] + ([("kafka-tls", 18083)] if args.tls else [])
+    tls, client_ctx = make_tls() if args.tls else ({}, None)
+    rows: dict[str, list[dict[str, float]]] = {kind: [] for kind, _ in kinds}
     for _ in range(args.runs):
-        for kind, port in (("bare", 18081), ("kafka", 18082)):
-            proc = start(kind, port)
+        for kind, port in kinds:
+            proc = start(kind, port, tls)
+            ctx = client_ctx if kind == "kafka-tls" else None
             try:
-                asyncio.run(run(port, reqs[:200], 2, args.connections))  # warm-up
-                res = asyncio.run(run(port, reqs, args.seconds, args.connections))
+                asyncio.run(run(port, reqs[:200], 2, args.connections, ctx))  # warm-up
+                res = asyncio.run(run(port, reqs, args.seconds, args.connections, ctx))
             finally:
                 proc.terminate()
                 proc.wait()
@@ -136,6 +165,10 @@ def main() -> None:
             print(kind, rows[kind][-1], flush=True)
     summary = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in rows.items()}
     summary["ratio_kafka_over_bare"] = {"rps": summary["kafka"]["rps"] / summary["bare"]["rps"]}
+    if "kafka-tls" in summary:
+        summary["ratio_https_over_http"] = {
+            "rps": summary["kafka-tls"]["rps"] / summary["kafka"]["rps"]
+        }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"runs": rows, "median": summary}, indent=2))
     print(json.dumps(summary, indent=2))

@@ -4,6 +4,7 @@ request than the server under test). Closed loop: `connections` requests in flig
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,9 +34,17 @@ def request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
 
 
 async def _worker(
-    port: int, requests: Sequence[bytes], start: int, stride: int, deadline: float, result: Result
+    port: int,
+    requests: Sequence[bytes],
+    start: int,
+    stride: int,
+    deadline: float,
+    result: Result,
+    tls: ssl.SSLContext | None,
 ) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=tls, server_hostname="localhost" if tls else None
+    )
     i = start
     try:
         while time.perf_counter() < deadline:
@@ -59,13 +68,20 @@ async def _worker(
 
 
 async def run(
-    port: int, requests: Sequence[bytes], seconds: float, connections: int = 64
+    port: int,
+    requests: Sequence[bytes],
+    seconds: float,
+    connections: int = 64,
+    tls: ssl.SSLContext | None = None,
 ) -> Result:
     result = Result()
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(
-        *(_worker(port, requests, n, connections, deadline, result) for n in range(connections))
+        *(
+            _worker(port, requests, n, connections, deadline, result, tls)
+            for n in range(connections)
+        )
     )
     result.seconds = time.perf_counter() - started
     return result

@@ -36,8 +36,12 @@ unit: install
 integration: install
 	$(BIN)/pytest -q -m integration
 
+# Per-stage benchmarks, each beside its bare baseline in the same run (README, Benchmarks).
 bench: install
-	$(BIN)/python -m bench.ingress
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.ingress --seconds 10 --runs 3 --tls
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.streams --runs 3 --deliveries 5000 \
+		--profile tests/benchmarks/results/streams-profile.txt
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.sink --runs 3 --deliveries 40000
 
 clean:
 	$(BIN)/waflow broker stop || true

@@ -6,7 +6,7 @@ BIN     = $(VENV)/bin
 export WAFLOW_APP_SECRETS ?= demo=dev-secret-change-me
 export WAFLOW_VERIFY_TOKEN ?= dev-verify-token
 
-.PHONY: install dev demo test lint unit integration bench clean
+.PHONY: install dev demo test lint unit integration bench chaos clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,11 @@ bench: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.streams --runs 3 --deliveries 5000 \
 		--profile tests/benchmarks/results/streams-profile.txt
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.sink --runs 3 --deliveries 40000
+
+# Ten minutes of signed load on a 3-broker cluster while every fault kind is injected; prints the
+# invariant table (README, Proving nothing is lost).
+chaos: install
+	$(BIN)/python -m tests.chaos.run --minutes 10 --rate 40 --brokers 3
 
 clean:
 	$(BIN)/waflow broker stop || true

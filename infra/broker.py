@@ -118,18 +118,7 @@ def start_node(node: Node, lib: Path, voters: str, cluster_id: str, count: int) 
     (node.home / "log4j2.properties").write_text(LOG4J.format(log=node.home / "server.log"))
     classpath = f"{lib}/*"
     if not (node.home / "data" / "meta.properties").exists():
-        fmt = [
-            "java",
-            "-cp",
-            classpath,
-            "kafka.tools.StorageTool",
-            "format",
-            "-t",
-            cluster_id,
-            "-c",
-            str(config),
-            "--ignore-formatted",
-        ]
+        fmt = format_command(classpath, cluster_id, config)
         done = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BrokerError(f"formatting {node.home} failed:\n{done.stdout}{done.stderr}")
@@ -204,6 +193,21 @@ def _server_properties(node: Node, voters: str, count: int) -> str:
             "",
         ]
     )
+
+
+def format_command(classpath: str, cluster_id: str, config: Path) -> list[str]:
+    # `--cluster-id=<id>`, not `-t <id>`: a random base64 id starts with '-' one time in 64, and
+    # the storage tool's parser then takes it for an option and refuses to format.
+    return [
+        "java",
+        "-cp",
+        classpath,
+        "kafka.tools.StorageTool",
+        "format",
+        f"--cluster-id={cluster_id}",
+        f"--config={config}",
+        "--ignore-formatted",
+    ]
 
 
 def _cluster_id(root: Path) -> str:

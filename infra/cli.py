@@ -37,6 +37,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     sub.add_parser("migrate", help="apply ClickHouse migrations (idempotent)")
     q = sub.add_parser("query", help="run SQL against the configured ClickHouse")
     q.add_argument("sql")
+    r = sub.add_parser(
+        "reconcile", help="raw topic vs ClickHouse rows + dead letters, per window and WABA"
+    )
+    r.add_argument("--minutes", type=float, default=60, help="how far back to look")
+    r.add_argument("--window-minutes", type=float, default=10)
+    r.add_argument(
+        "--settle-seconds", type=float, default=30, help="skip the newest seconds (in flight)"
+    )
+    r.add_argument("--all", action="store_true", help="show every window, not only gaps")
     d = sub.add_parser("demo", help="post signed sample webhooks to the running stack")
     d.add_argument("--deliveries", type=int, default=20)
     args = parser.parse_args(argv)
@@ -168,10 +177,15 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_query(settings: Settings, args: argparse.Namespace) -> None:
+    columns, rows = run_sql(settings, args.sql)
+    _print_table(columns, rows)
+
+
+def run_sql(settings: Settings, sql: str) -> tuple[list[str], list[list[object]]]:
     """Route to the sink when it owns the embedded engine; otherwise open ClickHouse directly."""
     try:
         answer = httpx.post(
-            f"http://127.0.0.1:{settings.sink_port}/query", content=args.sql.encode(), timeout=60
+            f"http://127.0.0.1:{settings.sink_port}/query", content=sql.encode(), timeout=120
         )
     except httpx.ConnectError:  # no sink running: open ClickHouse ourselves
         from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -179,15 +193,44 @@ def cmd_query(settings: Settings, args: argparse.Namespace) -> None:
         from infra.clickhouse import connect
 
         try:
-            result = connect(settings.clickhouse_url).query(args.sql)
+            result = connect(settings.clickhouse_url).query(sql)
         except ClickHouseError as exc:
-            sys.exit(f"waflow query: {exc}")
-        _print_table(list(result.column_names), [list(r) for r in result.result_rows])
-        return
+            sys.exit(f"waflow: {exc}")
+        return list(result.column_names), [list(r) for r in result.result_rows]
     if answer.status_code != 200:
-        sys.exit(f"waflow query: {answer.text}")
+        sys.exit(f"waflow: {answer.text}")
     data = answer.json()
-    _print_table(data["columns"], data["rows"])
+    return list(data["columns"]), list(data["rows"])
+
+
+def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> None:
+    """Exit 1 when an item that reached the raw topic is neither a row nor a dead letter."""
+    from infra import reconcile
+    from infra.clickhouse import target
+
+    until = reconcile.now_ms() - int(args.settle_seconds * 1000)
+    since = until - int(args.minutes * 60_000)
+    raw = asyncio.run(reconcile.read_raw(settings, since, until))
+    expected = reconcile.expect(raw, int(args.window_minutes * 60_000))
+    db = target(settings.clickhouse_url).database
+    present = reconcile.lookup(expected, lambda sql: run_sql(settings, sql)[1], db)
+    lines = reconcile.compare(expected, present)
+    shown = [ln for ln in lines if ln.missing or args.all]
+    _print_table(
+        ["window (UTC)", "waba_id", "expected", "found", "missing"],
+        [
+            [time.strftime("%Y-%m-%d %H:%M", time.gmtime(ln.window_ms / 1000)), ln.waba_id,
+             ln.expected, ln.found, ln.missing]
+            for ln in shown
+        ],
+    )  # fmt: skip
+    missing = sum(ln.missing for ln in lines)
+    print(
+        f"raw records {expected.raw_records}, items {len(expected.items)}, "
+        f"found {len(expected.items) - missing}, missing {missing}"
+    )
+    if missing:
+        sys.exit(1)
 
 
 def _print_table(columns: list[str], rows: list[list[object]]) -> None:
@@ -258,6 +301,7 @@ COMMANDS = {
     "sink": cmd_stage,
     "broker": cmd_broker,
     "topics": cmd_topics,
+    "reconcile": cmd_reconcile,
     "migrate": cmd_migrate,
     "query": cmd_query,
     "demo": cmd_demo,

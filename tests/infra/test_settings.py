@@ -58,3 +58,14 @@ def test_topic_prefix_names_every_topic() -> None:
         "staging",
     )
     assert Settings.from_env({}).topics == Settings.from_env({}).topics.named("waflow")
+
+
+def test_broker_format_passes_a_dash_leading_cluster_id_as_one_token() -> None:
+    """Regression: `-t -hsIQi...` made Kafka's storage tool refuse to format the node."""
+    from pathlib import Path
+
+    from infra.broker import format_command
+
+    cmd = format_command("lib/*", "-hsIQi_URbSggfJQqgWYaA", Path("/n/server.properties"))
+    assert "--cluster-id=-hsIQi_URbSggfJQqgWYaA" in cmd
+    assert "-t" not in cmd

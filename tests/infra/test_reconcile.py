@@ -1,0 +1,39 @@
+from infra.loadgen import Generator
+from infra.reconcile import compare as compare_
+from infra.reconcile import expect, lookup
+from streams.records import RawMeta
+
+HOUR = 3_600_000
+
+
+def test_redelivered_items_count_once_in_their_first_window_and_gaps_are_reported() -> None:
+    gen = Generator(seed=3, wabas=2, run="rec")
+    first = gen.delivery(1_700_000_000, max_items=1).body
+    second = gen.delivery(1_700_000_000, max_items=1).body
+    records = [
+        (RawMeta("raw", 0, 0, 10 * HOUR, ""), first),
+        (RawMeta("raw", 1, 0, 10 * HOUR + 5, ""), second),
+        (RawMeta("raw", 0, 1, 12 * HOUR, ""), first),  # the platform's redelivery
+    ]
+    expected = expect(records, HOUR)
+    assert expected.raw_records == 3
+    assert len(expected.items) == 2
+    assert {window for _, window, _ in expected.items.values()} == {10 * HOUR}
+    some = next(iter(expected.items))
+    lines = compare_(expected, {some})
+    assert sum(ln.expected for ln in lines) == 2
+    assert sum(ln.missing for ln in lines) == 1
+
+
+def test_lookup_quotes_ids_and_asks_each_table() -> None:
+    gen = Generator(seed=4, wabas=1, run="q'uote")
+    expected = expect([(RawMeta("raw", 0, 0, 0, ""), gen.delivery(1, max_items=1).body)], HOUR)
+    asked: list[str] = []
+
+    def run_sql(sql: str) -> list[list[object]]:
+        asked.append(sql)
+        return [[next(iter(expected.items))]]
+
+    assert lookup(expected, run_sql, "waflow") == set(expected.items)
+    assert all("\\'" in sql or "'" in sql for sql in asked)
+    assert asked[0].startswith("SELECT DISTINCT")

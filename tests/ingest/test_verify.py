@@ -66,3 +66,23 @@ def test_partition_key_is_first_entry_id(payloads: dict[str, bytes]) -> None:
     assert partition_key(payloads["flow_response.json"]) == b"102290129340398"
     assert partition_key(b'{"entry": [{"id": "1", "changes": []}, {"id": "2"}]}') == b"1"
     assert partition_key(b"not json") is None
+
+
+def test_signature_and_token_comparisons_are_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both secrets are compared with hmac.compare_digest, every secret each time."""
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    secrets = parse_app_secrets("a=one,b=two,c=three")
+    body = b"{}"
+    assert verify_signature(body, sign(body, b"one"), secrets) == "a"
+    assert len(calls) == 3  # no early exit on the first match: timing does not tell which
+    calls.clear()
+    with pytest.raises(HandshakeError):
+        verify_handshake({"hub.mode": "subscribe", "hub.verify_token": "x"}, "t")
+    assert calls == [(b"x", b"t")]

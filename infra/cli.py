@@ -81,13 +81,15 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
         flush=True,
     )
     try:
-        while not stop and all(c.poll() is None for c in children):
+        # Like any supervisor (systemd, Kubernetes): a stage that exits is started again. The
+        # stream worker exits on purpose when an agent fails, so that nothing is committed.
+        while not stop:
             time.sleep(0.2)
-        for stage, child in zip(STAGES, children, strict=True):
-            if child.poll() is not None and not stop:
-                print(
-                    f"waflow: the {stage} stage exited ({child.returncode}); stopping", flush=True
-                )
+            for i, (stage, child) in enumerate(zip(STAGES, children, strict=True)):
+                if child.poll() is not None and not stop:
+                    print(f"waflow: {stage} exited ({child.returncode}); restarting", flush=True)
+                    time.sleep(1)
+                    children[i] = subprocess.Popen([sys.executable, "-m", "infra.cli", stage])
     finally:
         for child in children:
             if child.poll() is None:

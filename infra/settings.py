@@ -37,6 +37,11 @@ class Topics:
     items: str = "waflow.streams.items"  # internal: normalized items keyed by dedup id
     prefix: str = "waflow"  # also names the consumer groups: `<prefix>-streams`, `<prefix>-sink`
 
+    @property
+    def claims_changelog(self) -> str:
+        """The stream worker's dedup table changelog (Faust's `<app id>-<table>-changelog`)."""
+        return f"{self.prefix}-streams-claims-changelog"
+
     @classmethod
     def named(cls, prefix: str) -> Topics:
         """Every name under one prefix, so staging or a test can share a cluster safely."""

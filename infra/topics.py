@@ -42,6 +42,17 @@ def declared(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.events, n, (*common, ("retention.ms", typed_ms))),
         TopicSpec(t.other, n, (*common, ("retention.ms", typed_ms))),
         TopicSpec(t.items, n, (*common, ("retention.ms", str(3 * DAY_MS)))),
+        # Created here rather than by the worker: on a cluster a worker that creates it at
+        # start-up can see it with 0 partitions for a while, and its table then fails.
+        TopicSpec(
+            t.claims_changelog,
+            n,
+            (
+                *common,
+                ("cleanup.policy", "compact,delete"),
+                ("retention.ms", str(settings.dedup_window_days * DAY_MS)),
+            ),
+        ),
         TopicSpec(
             t.dlq,
             n,

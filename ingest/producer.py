@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -10,6 +13,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from ingest.errors import BrokerUnavailableError
+
+log = logging.getLogger("waflow.ingest")
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,8 @@ class KafkaRawWriter:
     batching rather than from one round trip per request.
     """
 
+    RESET_AFTER_S = 15.0
+
     def __init__(self, bootstrap: str, topic: str, timeout_s: float, linger_ms: int = 5) -> None:
         self.topic = topic
         self.timeout_s = timeout_s
@@ -48,6 +55,9 @@ class KafkaRawWriter:
         )
         self._producer: AIOKafkaProducer | None = None
         self.started = False
+        self._last_ok = time.monotonic()
+        self._resetting: asyncio.Task[None] | None = None
+        self.resets = 0
 
     async def start(self, attempts: int = 1_000_000, pause_s: float = 1.0) -> None:
         """Connect, retrying while the broker is not there yet (the ingress still answers 503)."""
@@ -76,9 +86,35 @@ class KafkaRawWriter:
                 )
                 await pending
         except TimeoutError as exc:
+            self._failing()
             raise BrokerUnavailableError(f"no acknowledgement within {self.timeout_s}s") from exc
         except KafkaError as exc:
+            self._failing()
             raise BrokerUnavailableError(f"broker refused the write: {exc}") from exc
+        self._last_ok = time.monotonic()
+
+    def _failing(self) -> None:
+        """After RESET_AFTER_S without one acknowledged write, start over with a new producer.
+
+        The chaos suite found aiokafka's producer stuck after all three brokers of a cluster
+        restarted: every write timed out for four minutes, until the ingress was restarted.
+        """
+        stale = time.monotonic() - self._last_ok > self.RESET_AFTER_S
+        if stale and self._resetting is None:
+            self._resetting = asyncio.create_task(self._reset())
+
+    async def _reset(self) -> None:
+        old, self.started = self._producer, False  # 503 meanwhile; the platform retries
+        log.warning("no write acknowledged for a while: reconnecting the producer")
+        try:
+            await self.start()
+            self.resets += 1
+            self._last_ok = time.monotonic()
+        finally:
+            self._resetting = None
+            if old is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(old.stop(), 5)
 
     async def ready(self) -> bool:
         """True while the producer can reach a broker (for /readyz)."""

@@ -65,6 +65,7 @@ class Chaos:
         extra = {"WAFLOW_STREAMS_PORT": str(free_port()), "WAFLOW_DATA_DIR": str(work / "b")}
         self.second = Stage("streams", {**self.env, **extra}, work / "streams-b.log")
         self.injected: Counter[str] = Counter()
+        self.exits: Counter[str] = Counter()
 
     def start_brokers(self) -> str:
         return broker.start(self.kafka_dir, self.brokers, self.base_port, jars_dir=ROOT / ".waflow")
@@ -91,6 +92,14 @@ class Chaos:
             self.second.stop()
         self.injected[kind] += 1
         print(f"{time.strftime('%H:%M:%S')} fault {kind} ({self.injected[kind]})", flush=True)
+
+    def supervise(self) -> None:
+        """Restart a stage that exited by itself, as an orchestrator would."""
+        for name, stage in self.stages.items():
+            if stage.proc is not None and stage.proc.poll() is not None:
+                self.exits[name] += 1
+                print(f"{time.strftime('%H:%M:%S')} {name} exited; restarting", flush=True)
+                stage.start()
 
     def raw_leader(self) -> broker.Node:
         async def leader() -> int:
@@ -126,6 +135,7 @@ class Chaos:
         last, since = -1, time.monotonic()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            self.supervise()
             [[now]] = self.sql(f"SELECT {total}")
             if now != last:
                 last, since = int(str(now)), time.monotonic()
@@ -204,6 +214,7 @@ def check(chaos: Chaos, answers: Path, minutes: float) -> tuple[dict[str, object
         "deliveries": dict(deliveries),
         "deliveries_per_s": sum(deliveries.values()) / (minutes * 60),
         "faults": dict(chaos.injected),
+        "stage_exits_restarted": dict(chaos.exits),
         "tables": table_rows,
         "dead_letters": int(str(dead)),
         "topics": {
@@ -264,10 +275,13 @@ def main(argv: list[str] | None = None) -> int:
              f"http://127.0.0.1:{chaos.settings.http_port}", "--rate", str(args.rate),
              "--seconds", str(args.minutes * 60), "--out", str(answers)]
         )  # fmt: skip
-        order = kinds * 100
-        rng.shuffle(order)
+        # Rounds of every kind in a random order, so each kind comes back several times.
+        order = [kind for _ in range(100) for kind in rng.sample(kinds, len(kinds))][::-1]
         while load.poll() is None and order:
-            time.sleep(rng.uniform(0.5, 1.5) * args.every)
+            wake = time.monotonic() + rng.uniform(0.5, 1.5) * args.every
+            while time.monotonic() < wake:
+                chaos.supervise()
+                time.sleep(1)
             if load.poll() is None:
                 chaos.inject(order.pop(), rng)
         load.wait()

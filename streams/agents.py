@@ -158,8 +158,10 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
                 await send(t.dlq, b"", codec().encode("DeadLetter", dead.record), None, None, None)
                 continue
             # Not awaited per record: Faust flushes the producer before it commits this
-            # offset, so the output is durable before the input is marked done.
-            await send(final[kind], headers.get("waflow-key"), msg.value, None, None, None)
+            # offset, so the output is durable before the input is marked done. A flush also
+            # returns when a send *failed*, so a failure ends the worker before that commit.
+            sent = await send(final[kind], headers.get("waflow-key"), msg.value, None, None, None)
+            asyncio.ensure_future(sent).add_done_callback(exit_on_failure)
             final_out[kind].inc()
 
     @app.page("/metrics")
@@ -196,6 +198,11 @@ def typed(
         log.exception("normalize failed", extra={"request_id": meta.request_id})
         dead = dead_letter(meta, "internal_error", repr(exc), body, "")
     return [(dead, encode(SCHEMA_OF[DLQ], dead.record))]
+
+
+def exit_on_failure(sent: asyncio.Future[Any]) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        die("dedup_items", sent.exception() or RuntimeError("send failed"))
 
 
 def die(agent: str, exc: BaseException) -> None:

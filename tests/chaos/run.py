@@ -31,6 +31,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from infra import broker
+from infra.loadgen import ANSWERS, NAMES
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from tests.conftest import ROOT
@@ -223,7 +224,28 @@ def check(chaos: Chaos, answers: Path, minutes: float) -> tuple[dict[str, object
         },
     }
     clean &= int(str(dead)) == 0 and result["topics"]["acked_items_missing"] == 0  # type: ignore[index]
+    leaks = leaked(chaos)
+    result["log_lines_with_secrets_or_bodies"] = leaks
+    clean &= leaks == 0
     return result, clean
+
+
+def leaked(chaos: Chaos) -> int:
+    """Lines of any stage's log that carry an app secret, the verify token or message text."""
+    markers = [
+        *(a.secret.decode() for a in chaos.settings.app_secrets),
+        chaos.settings.verify_token,
+        *NAMES,
+        *ANSWERS,
+    ]
+    markers = [m for m in markers if len(m) >= 6]  # short words ("non") match ordinary text
+    hits = 0
+    for log in chaos.work.glob("*.log"):
+        for line in log.read_text(errors="replace").splitlines():
+            if any(m in line for m in markers):
+                hits += 1
+                print(f"leak in {log.name}: {line[:200]}", flush=True)
+    return hits
 
 
 def reconcile(chaos: Chaos, minutes: float) -> tuple[str, int]:

@@ -34,7 +34,7 @@ def stage_env(bootstrap: str, data: Path, **extra: str) -> dict[str, str]:
     """Settings for one isolated stack: its own topic prefix, data dir and ports."""
     return {
         "WAFLOW_APP_SECRETS": SECRETS,
-        "WAFLOW_VERIFY_TOKEN": "v",
+        "WAFLOW_VERIFY_TOKEN": "chaos-verify-token",
         "WAFLOW_KAFKA_BOOTSTRAP": bootstrap,
         "WAFLOW_DATA_DIR": str(data),
         "WAFLOW_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}",

@@ -87,12 +87,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
 
     @app.agent(raw)
     async def normalize_raw(stream: Any) -> None:
-        try:
-            await normalize_batches(stream)
-        except asyncio.CancelledError:
-            raise  # Faust stops or rebalances the agent: normal
-        except BaseException as exc:
-            die("normalize_raw", exc)
+        await or_die("normalize_raw", normalize_batches(stream))
 
     async def normalize_batches(stream: Any) -> None:
         async for batch in stream.take_events(1000, within=0.05):
@@ -133,12 +128,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
 
     @app.agent(items)
     async def dedup_items(stream: Any) -> None:
-        try:
-            await dedup_events(stream)
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
-            die("dedup_items", exc)
+        await or_die("dedup_items", dedup_events(stream))
 
     async def dedup_events(stream: Any) -> None:
         send = app.producer.send
@@ -198,6 +188,16 @@ def typed(
         log.exception("normalize failed", extra={"request_id": meta.request_id})
         dead = dead_letter(meta, "internal_error", repr(exc), body, "")
     return [(dead, encode(SCHEMA_OF[DLQ], dead.record))]
+
+
+async def or_die(agent: str, work: Awaitable[None]) -> None:
+    """Run an agent's loop; any failure but Faust's own cancel (stop, rebalance) ends the worker."""
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        die(agent, exc)
 
 
 def exit_on_failure(sent: asyncio.Future[Any]) -> None:

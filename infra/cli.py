@@ -34,7 +34,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     b.add_argument("--nodes", type=int, default=1, help="3 for a local 3-broker cluster")
     b.add_argument("--base-port", type=int, default=9092)
     sub.add_parser("topics", help="create the declared topics (idempotent)")
-    sub.add_parser("migrate", help="apply ClickHouse migrations (idempotent)")
+    m = sub.add_parser("migrate", help="apply ClickHouse migrations (idempotent)")
+    m.add_argument(
+        "--print", action="store_true", help="print the DDL for this configuration, run nothing"
+    )
     q = sub.add_parser("query", help="run SQL against the configured ClickHouse")
     q.add_argument("sql")
     r = sub.add_parser(
@@ -168,14 +171,15 @@ def cmd_topics(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
-    from infra.clickhouse import connect, migrate, target
+    from infra.clickhouse import connect, ddl, migrate, target
 
     where = target(settings.clickhouse_url)
-    print(
-        "applied:",
-        ", ".join(migrate(connect(settings.clickhouse_url), where.database))
-        or "nothing (up to date)",
-    )
+    cluster = settings.clickhouse_cluster
+    if args.print:
+        print(";\n\n".join(ddl(where.database, cluster)) + ";")
+        return
+    applied = migrate(connect(settings.clickhouse_url), where.database, cluster)
+    print("applied:", ", ".join(applied) or "nothing (up to date)")
 
 
 def cmd_query(settings: Settings, args: argparse.Namespace) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
 
+from infra.cluster import render
 from infra.errors import ClickHouseError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -58,6 +60,12 @@ def connect(url: str) -> Client:
         raise ClickHouseError(f"cannot open ClickHouse at {safe}: {exc}") from exc
 
 
+def insert_settings(cluster: str) -> dict[str, Any]:
+    """On a cluster an insert returns once every shard has its rows, so a read right after sees
+    them and a committed Kafka offset never runs ahead of ClickHouse."""
+    return {"insert_distributed_sync": 1} if cluster else {}
+
+
 def migrations() -> list[tuple[int, str, str]]:
     """(number, name, sql) for every numbered file under infra/migrations, in order."""
     found = []
@@ -71,15 +79,31 @@ def statements(sql: str, database: str) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
-def migrate(client: Client, database: str) -> list[str]:
-    """Apply the migrations not yet recorded in `{db}.schema_migrations`; return their names."""
+def ddl(database: str, cluster: str = "") -> list[str]:
+    """Every statement the migrations run, in order, for one server or for `cluster`."""
+    out = [f"CREATE DATABASE IF NOT EXISTS {database}", _ledger(database)]
+    for _, _, sql in migrations():
+        out.extend(statements(sql, database))
+    return [rendered for statement in out for rendered in render(statement, cluster)]
+
+
+def _ledger(database: str) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
+        "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
+        "ENGINE = ReplacingMergeTree ORDER BY version"
+    )
+
+
+def migrate(client: Client, database: str, cluster: str = "") -> list[str]:
+    """Apply the migrations not yet recorded in `{db}.schema_migrations`; return their names.
+
+    With a cluster name every statement runs `ON CLUSTER` in its replicated form (infra/cluster).
+    """
     try:
-        client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-        client.command(
-            f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
-            "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
-            "ENGINE = ReplacingMergeTree ORDER BY version"
-        )
+        for statement in (f"CREATE DATABASE IF NOT EXISTS {database}", _ledger(database)):
+            for rendered in render(statement, cluster):
+                client.command(rendered)
         done = {
             r[0]
             for r in client.query(f"SELECT version FROM {database}.schema_migrations").result_rows
@@ -89,9 +113,13 @@ def migrate(client: Client, database: str) -> list[str]:
             if version in done:
                 continue
             for statement in statements(sql, database):
-                client.command(statement)
+                for rendered in render(statement, cluster):
+                    client.command(rendered)
             client.insert(
-                f"{database}.schema_migrations", [[version, name]], column_names=["version", "name"]
+                f"{database}.schema_migrations",
+                [[version, name]],
+                column_names=["version", "name"],
+                settings=insert_settings(cluster),
             )
             applied.append(name)
         return applied

@@ -66,6 +66,7 @@ class Settings:
     verify_token: str = field(repr=False)
     kafka_bootstrap: str = "127.0.0.1:9092"
     clickhouse_url: str = ""
+    clickhouse_cluster: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     streams_port: int = 8081
@@ -100,6 +101,7 @@ class Settings:
             verify_token=env.get("WAFLOW_VERIFY_TOKEN", ""),
             kafka_bootstrap=env.get("WAFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             clickhouse_url=url,
+            clickhouse_cluster=env.get("WAFLOW_CLICKHOUSE_CLUSTER", "").strip(),
             http_host=env.get("WAFLOW_HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "WAFLOW_HTTP_PORT", 8080),
             streams_port=_int(env, "WAFLOW_STREAMS_PORT", 8081),
@@ -139,6 +141,19 @@ class Settings:
         if scheme == "chdb" and not urlsplit(self.clickhouse_url).path.startswith("/"):
             raise SettingsError(
                 "WAFLOW_CLICKHOUSE_URL: chdb:// needs an absolute path (chdb:///abs)"
+            )
+        if self.clickhouse_cluster and not re.fullmatch(
+            r"[A-Za-z_][A-Za-z0-9_]*", self.clickhouse_cluster
+        ):
+            raise SettingsError(
+                f"WAFLOW_CLICKHOUSE_CLUSTER={self.clickhouse_cluster!r}: give the cluster name "
+                "from the server's remote_servers config (letters, digits, '_')"
+            )
+        if self.clickhouse_cluster and scheme == "chdb":
+            raise SettingsError(
+                "WAFLOW_CLICKHOUSE_CLUSTER needs a ClickHouse server URL: the embedded engine "
+                "(chdb://) is a single node; unset the cluster or point WAFLOW_CLICKHOUSE_URL at "
+                "http(s)://..."
             )
         for name, port in (
             ("HTTP", self.http_port),

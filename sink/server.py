@@ -80,8 +80,9 @@ class QuietServer(uvicorn.Server):
 
 async def run(settings: Settings) -> None:
     where = target(settings.clickhouse_url)
-    engine = Engine(connect(settings.clickhouse_url), where.database)
-    applied = await engine.call(lambda: migrate(engine.client, where.database))
+    cluster = settings.clickhouse_cluster
+    engine = Engine(connect(settings.clickhouse_url), where.database, cluster)
+    applied = await engine.call(lambda: migrate(engine.client, where.database, cluster))
     log.info("migrations applied", extra={"applied": applied, "database": where.database})
     metrics = SinkMetrics()
     loop = SinkLoop(settings, ClickHouseWriter(engine), metrics)

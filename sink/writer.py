@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 
 from clickhouse_connect.driver.client import Client
 
+from infra.clickhouse import insert_settings
 from sink.errors import WriteError
 
 T = TypeVar("T")
@@ -41,9 +42,10 @@ class BatchWriter(Protocol):
 class Engine:
     """One ClickHouse client used from one thread."""
 
-    def __init__(self, client: Client, database: str) -> None:
+    def __init__(self, client: Client, database: str, cluster: str = "") -> None:
         self.client = client
         self.database = database
+        self.cluster = cluster
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
     async def call(self, fn: Callable[[], T]) -> T:
@@ -93,6 +95,9 @@ class ClickHouseWriter:
                 f"{db}.{batch.table}",
                 fresh,
                 column_names=list(batch.columns),
-                settings={"insert_deduplication_token": batch.token},
+                settings={
+                    "insert_deduplication_token": batch.token,
+                    **insert_settings(self.engine.cluster),
+                },
             )
         return len(fresh)

@@ -1,0 +1,75 @@
+"""ClickHouse cluster DDL, rendered from the same migrations as the single-server schema.
+
+With WAFLOW_CLICKHOUSE_CLUSTER set, each `CREATE TABLE {db}.t ... ENGINE = ReplacingMergeTree`
+becomes two statements run `ON CLUSTER`:
+
+- `{db}.t_local`, a `ReplicatedReplacingMergeTree` on every replica of every shard, and
+- `{db}.t`, a `Distributed` table over the `_local` tables under the original name, so the
+  sink, the views and analysts' SQL use the same names on a cluster as on one server.
+
+Rows are sharded by a hash of the natural key (the last ORDER BY column): every copy of an
+item lands on the same shard, where ReplacingMergeTree can merge it away, and shards stay
+balanced even when one WABA sends most of the traffic. Pure text in, text out: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+
+from infra.errors import ClickHouseError
+
+_CREATE_TABLE = re.compile(
+    r"^CREATE TABLE IF NOT EXISTS (?P<db>\w+)\.(?P<table>\w+)\s*(?P<rest>.*)$", re.S
+)
+_ENGINE = re.compile(r"ENGINE\s*=\s*(?P<engine>\w*MergeTree)\b(?:\(\))?")
+_ORDER_BY = re.compile(r"ORDER BY\s*")
+# Replicated tables deduplicate inserts by themselves; this setting is for plain MergeTree only.
+_NON_REPLICATED = re.compile(r"\s*SETTINGS non_replicated_deduplication_window\s*=\s*\d+\s*$")
+
+
+def render(statement: str, cluster: str) -> list[str]:
+    """One single-server statement as the statements that create it on `cluster`."""
+    if not cluster:
+        return [statement]
+    if statement.startswith("CREATE DATABASE"):
+        return [f"{statement} ON CLUSTER {cluster}"]
+    if statement.startswith("CREATE VIEW"):
+        return [
+            re.sub(r"^(CREATE VIEW IF NOT EXISTS \w+\.\w+)", rf"\1 ON CLUSTER {cluster}", statement)
+        ]
+    match = _CREATE_TABLE.match(statement)
+    if match is None:
+        raise ClickHouseError(f"no cluster form for migration statement: {statement[:80]!r}")
+    db, table, rest = match["db"], match["table"], match["rest"]
+    engine = _ENGINE.search(rest)
+    if engine is None:
+        raise ClickHouseError(f"{db}.{table}: only MergeTree tables can be replicated")
+    local = f"{table}_local"
+    replicated = (
+        f"ENGINE = Replicated{engine['engine']}"
+        f"('/clickhouse/tables/{{shard}}/{db}/{local}', '{{replica}}')"
+    )
+    body = _NON_REPLICATED.sub("", rest[: engine.start()] + replicated + rest[engine.end() :])
+    return [
+        f"CREATE TABLE IF NOT EXISTS {db}.{local} ON CLUSTER {cluster} {body}",
+        f"CREATE TABLE IF NOT EXISTS {db}.{table} ON CLUSTER {cluster} AS {db}.{local} "
+        f"ENGINE = Distributed({cluster}, {db}, {local}, cityHash64({natural_key(rest)}))",
+    ]
+
+
+def natural_key(table_definition: str) -> str:
+    """The last column of the ORDER BY: the id ReplacingMergeTree collapses copies on."""
+    order = _ORDER_BY.search(table_definition)
+    if order is None:
+        raise ClickHouseError("a replicated table needs an ORDER BY to shard on")
+    text = table_definition[order.end() :]
+    if not text.startswith("("):
+        return text.split()[0]
+    depth, last = 0, 1
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 1:
+            last = i + 1
+        if depth == 0:
+            return text[last:i].strip()
+    raise ClickHouseError("unbalanced parentheses in ORDER BY")

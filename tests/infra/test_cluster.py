@@ -1,0 +1,63 @@
+"""Cluster DDL rendered from the single-server migrations (pure text; the engine parses it in
+tests/integration/test_clickhouse.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.clickhouse import ddl
+from infra.cluster import natural_key, render
+from infra.errors import ClickHouseError
+from tests.conftest import make_settings
+
+
+def test_without_a_cluster_the_statements_are_unchanged() -> None:
+    statement = "CREATE TABLE IF NOT EXISTS db.t (a String) ENGINE = ReplacingMergeTree ORDER BY a"
+    assert render(statement, "") == [statement]
+
+
+def test_every_table_becomes_replicated_local_plus_distributed_under_its_own_name() -> None:
+    single = ddl("waflow")
+    clustered = ddl("waflow", "main")
+    tables = [s.split()[5] for s in single if s.startswith("CREATE TABLE")]
+    assert "waflow.flow_responses" in tables and "waflow.dead_letters" in tables
+    for statement in clustered:
+        assert " ON CLUSTER main" in statement
+        assert "non_replicated_deduplication_window" not in statement
+    for table in tables:
+        db, name = table.split(".")
+        local = next(
+            s for s in clustered if s.startswith(f"CREATE TABLE IF NOT EXISTS {table}_local ")
+        )
+        path = f"/clickhouse/tables/{{shard}}/{db}/{name}_local"
+        assert f"ReplicatedReplacingMergeTree('{path}', '{{replica}}')" in local
+        assert any(
+            s.startswith(f"CREATE TABLE IF NOT EXISTS {table} ON CLUSTER main AS {table}_local ")
+            and f"Distributed(main, {db}, {name}_local, cityHash64(" in s
+            for s in clustered
+        )
+    # The views keep reading the plain names, which are the Distributed tables on a cluster.
+    views = [s for s in clustered if s.startswith("CREATE VIEW")]
+    assert len(views) == len([s for s in single if s.startswith("CREATE VIEW")]) == 5
+
+
+def test_rows_are_sharded_on_the_natural_key_so_copies_meet_on_one_shard() -> None:
+    assert natural_key("ORDER BY (waba_id, toDate(responded_at), message_id)") == "message_id"
+    assert natural_key("ORDER BY (flow_id, event_time, event_id) SETTINGS x = 1") == "event_id"
+    assert natural_key("ORDER BY version") == "version"
+
+
+def test_a_statement_without_a_cluster_form_is_an_error_not_a_silent_pass() -> None:
+    with pytest.raises(ClickHouseError, match="no cluster form"):
+        render("ALTER TABLE db.t ADD COLUMN x String", "main")
+    with pytest.raises(ClickHouseError, match="MergeTree"):
+        render("CREATE TABLE IF NOT EXISTS db.t (a String) ENGINE = Memory", "main")
+
+
+def test_the_cluster_setting_is_refused_for_the_embedded_engine_and_for_bad_names() -> None:
+    with pytest.raises(Exception, match="needs a ClickHouse server URL"):
+        make_settings(WAFLOW_CLICKHOUSE_CLUSTER="main")
+    with pytest.raises(Exception, match="remote_servers"):
+        make_settings(WAFLOW_CLICKHOUSE_URL="http://h:8123/db", WAFLOW_CLICKHOUSE_CLUSTER="a;b")
+    ok = make_settings(WAFLOW_CLICKHOUSE_URL="http://h:8123/db", WAFLOW_CLICKHOUSE_CLUSTER="main")
+    assert ok.clickhouse_cluster == "main"

@@ -12,22 +12,19 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from infra.settings import AppSecret, Settings
-from ingest.errors import SignatureError
-from ingest.verify import verify_signature
+from infra.settings import Settings
 from schemas import codec
-from schemas.errors import SchemaError
 from streams.dead import dead_letter
 from streams.dedup import DAY_MS, claim
+from streams.encode import typed
 from streams.metrics import StreamMetrics
-from streams.normalize import normalize
-from streams.records import DLQ, SCHEMA_OF, Output, RawMeta, kind_of
+from streams.records import DLQ, RawMeta, kind_of
 
 log = logging.getLogger("waflow.streams")
 
@@ -163,31 +160,6 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
 
     app.conf.stream_wait_empty = False
     return app
-
-
-def typed(
-    body: bytes, meta: RawMeta, secrets: Sequence[AppSecret] = ()
-) -> list[tuple[Output, bytes]]:
-    """normalize, with every output checked against its schema; the worker never stops on input.
-
-    A record that does not fit its schema, or a bug the input triggers, becomes a dead letter
-    carrying the raw bytes, so a fixed normalizer can replay it. With `secrets`, the signature
-    the ingress recorded is checked again first (defense in depth against writes to the raw
-    topic that bypassed the ingress).
-    """
-    encode = codec().encode
-    try:
-        if secrets:
-            verify_signature(body, meta.signature, secrets)
-        return [(out, encode(SCHEMA_OF[out.kind], out.record)) for out in normalize(body, meta)]
-    except SignatureError as exc:
-        dead = dead_letter(meta, "signature", str(exc), body, "")
-    except SchemaError as exc:
-        dead = dead_letter(meta, "schema", str(exc), body, "")
-    except Exception as exc:  # a normalizer bug must not stop the partition
-        log.exception("normalize failed", extra={"request_id": meta.request_id})
-        dead = dead_letter(meta, "internal_error", repr(exc), body, "")
-    return [(dead, encode(SCHEMA_OF[DLQ], dead.record))]
 
 
 async def or_die(agent: str, work: Awaitable[None]) -> None:

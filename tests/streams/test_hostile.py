@@ -113,13 +113,13 @@ def test_deep_nesting_and_big_batches() -> None:
 
 
 def test_a_normalizer_bug_becomes_a_dead_letter_not_a_crash(monkeypatch) -> None:
-    from streams import agents
+    from streams import encode
 
     def broken(body: bytes, meta: RawMeta) -> list:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(agents, "normalize", broken)
-    [(out, value)] = agents.typed(b'{"entry": []}', META)
+    monkeypatch.setattr(encode, "normalize", broken)
+    [(out, value)] = encode.typed(b'{"entry": []}', META)
     assert (out.kind, out.record["reason"], out.record["payload"]) == (
         "dlq",
         "internal_error",
@@ -131,13 +131,13 @@ def test_a_normalizer_bug_becomes_a_dead_letter_not_a_crash(monkeypatch) -> None
 def test_streams_reverify_turns_unsigned_records_into_dead_letters() -> None:
     from infra.settings import AppSecret
     from ingest.verify import sign
-    from streams import agents
+    from streams import encode
 
     secrets = (AppSecret("shop", b"s3cret"),)
     body = b'{"object": "whatsapp_business_account", "entry": []}'
     forged = RawMeta("raw", 0, 1, 0, "r", sign(body, b"wrong"))
-    [(out, _)] = agents.typed(body, forged, secrets)
+    [(out, _)] = encode.typed(body, forged, secrets)
     assert (out.kind, out.record["reason"]) == ("dlq", "signature")
     signed = RawMeta("raw", 0, 1, 0, "r", sign(body, b"s3cret"))
-    assert agents.typed(body, signed, secrets) == []
-    assert agents.typed(body, forged) == []  # off by default
+    assert encode.typed(body, signed, secrets) == []
+    assert encode.typed(body, forged) == []  # off by default

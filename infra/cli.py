@@ -49,6 +49,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--settle-seconds", type=float, default=30, help="skip the newest seconds (in flight)"
     )
     r.add_argument("--all", action="store_true", help="show every window, not only gaps")
+    p = sub.add_parser(
+        "replay", help="re-run normalization on raw deliveries of a time range (idempotent)"
+    )
+    p.add_argument("--since", help="UTC start, ISO 8601 (2026-11-27T10:00); default --minutes ago")
+    p.add_argument("--until", help="UTC end, ISO 8601; default now")
+    p.add_argument("--minutes", type=float, default=60, help="without --since: how far back")
+    p.add_argument("--waba", default="", help="only items of this WABA id")
+    p.add_argument("--flow", default="", help="only events of this flow id, responses of this name")
+    st = sub.add_parser("status", help="live view of the running pipeline (Ctrl-C quits)")
+    st.add_argument("--once", action="store_true", help="print one screen and exit")
+    st.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    st.add_argument(
+        "--metrics",
+        action="append",
+        default=[],
+        metavar="STAGE=URL",
+        help="a stage's /metrics URL (repeat for replicas); default: the local ports",
+    )
     d = sub.add_parser("demo", help="post signed sample webhooks to the running stack")
     d.add_argument("--deliveries", type=int, default=20)
     args = parser.parse_args(argv)
@@ -201,10 +219,10 @@ def run_sql(settings: Settings, sql: str) -> tuple[list[str], list[list[object]]
         try:
             result = connect(settings.clickhouse_url).query(sql)
         except ClickHouseError as exc:
-            sys.exit(f"waflow: {exc}")
+            raise InfraError(str(exc)) from exc
         return list(result.column_names), [list(r) for r in result.result_rows]
     if answer.status_code != 200:
-        sys.exit(f"waflow: {answer.text}")
+        raise InfraError(answer.text)
     data = answer.json()
     return list(data["columns"]), list(data["rows"])
 
@@ -237,6 +255,54 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> None:
     )
     if missing:
         sys.exit(1)
+
+
+def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
+    from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from streams.replay import Report, Selection, replay
+
+    until = _utc_ms(args.until) if args.until else int(time.time() * 1000)
+    since = _utc_ms(args.since) if args.since else until - int(args.minutes * 60_000)
+    if since >= until:
+        raise InfraError("replay: --since must be before --until")
+    columns = (*Progress.get_default_columns()[:2], MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("raw records", total=None)
+
+        def show(report: Report) -> None:
+            bar.update(task, total=report.total, completed=report.read)
+
+        report = asyncio.run(
+            replay(settings, since, until, Selection(args.waba, args.flow), progress=show)
+        )
+    sent = ", ".join(f"{kind} {n}" for kind, n in sorted(report.sent.items())) or "nothing"
+    print(
+        f"replay {report.run_id}: {report.raw_records} raw records in range, sent {sent}, "
+        f"left out by --waba/--flow {report.skipped}. The sink skips ids already in ClickHouse."
+    )
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
+    from infra import status
+
+    status.run(
+        settings,
+        lambda sql: run_sql(settings, sql)[1],
+        status.endpoints(settings, args.metrics),
+        once=args.once,
+        interval_s=args.interval,
+    )
+
+
+def _utc_ms(text: str) -> int:
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise InfraError(f"{text!r} is not an ISO 8601 time (2026-11-27T10:00)") from exc
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 def _print_table(columns: list[str], rows: list[list[object]]) -> None:
@@ -311,6 +377,8 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "query": cmd_query,
     "demo": cmd_demo,
+    "replay": cmd_replay,
+    "status": cmd_status,
 }
 
 if __name__ == "__main__":

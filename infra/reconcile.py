@@ -13,9 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-
+from infra.raw import RawReader
 from infra.settings import Settings
 from streams.normalize import normalize
 from streams.records import DLQ, EVENTS, OTHER, RESPONSES, RawMeta
@@ -93,45 +91,11 @@ def _quote(value: str) -> str:
 
 async def read_raw(settings: Settings, since_ms: int, until_ms: int) -> list[tuple[RawMeta, bytes]]:
     """Raw records received in [since, until), read up to the log end as it was at the start."""
-    tps = [TopicPartition(settings.topics.raw, p) for p in await _partitions(settings)]
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
-    )
-    await consumer.start()
     out: list[tuple[RawMeta, bytes]] = []
-    try:
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        starts = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
-        for tp in tps:
-            found = starts.get(tp)
-            consumer.seek(tp, found.offset if found else ends[tp])
-        left = {tp for tp in tps if (await consumer.position(tp)) < ends[tp]}
-        while left:
-            for tp, msgs in (await consumer.getmany(*left, timeout_ms=2000)).items():
-                for m in msgs:
-                    if m.offset >= ends[tp]:
-                        continue
-                    headers = dict(m.headers or ())
-                    received = int(headers.get("waflow-received-ms") or m.timestamp)
-                    if since_ms <= received < until_ms:
-                        meta = RawMeta(m.topic, m.partition, m.offset, received, "")
-                        out.append((meta, m.value or b""))
-                if await consumer.position(tp) >= ends[tp]:
-                    left.discard(tp)
-    finally:
-        await consumer.stop()
+    async with RawReader(settings, since_ms, until_ms) as reader:
+        async for _, records in reader.batches():
+            out.extend(records)
     return out
-
-
-async def _partitions(settings: Settings) -> list[int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        [topic] = await admin.describe_topics([settings.topics.raw])
-        return sorted(int(p["partition"]) for p in topic["partitions"])
-    finally:
-        await admin.close()
 
 
 def now_ms() -> int:

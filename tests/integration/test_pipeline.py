@@ -4,21 +4,29 @@ sink -> embedded ClickHouse, with redeliveries (one re-batched) yielding one row
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import orjson
 import pytest
 
+from infra.lag import lag
 from infra.loadgen import Generator
 from infra.settings import Settings
 from infra.topics import ensure_topics
 from ingest.producer import KafkaRawWriter
 from ingest.routes import create_app
 from ingest.verify import sign
-from tests.integration.stages import Stage, read_typed, stage_env
+from streams.replay import Selection, replay
+from tests.integration.stages import Stage, free_port, read_typed, stage_env
 
 F1, F2 = "691244242662581", "6627390910605886"
 # From the documentation's examples (../shared/payloads): integers where it printed integers,
@@ -154,3 +162,92 @@ async def test_signed_posts_become_rows_once(stack: Settings, payloads: dict[str
     )
     ids = [dedup_id for dedup_id, _ in seen]
     assert len(ids) == len(set(ids)) == responses + events_total
+
+
+COUNTS = (
+    "SELECT (SELECT count() FROM waflow.flow_responses), "
+    "(SELECT uniqExact(message_id) FROM waflow.flow_responses), "
+    "(SELECT count() FROM waflow.flow_events), (SELECT count() FROM waflow.webhook_changes), "
+    "(SELECT count() FROM waflow.dead_letters)"
+)
+
+
+async def sink_caught_up(settings: Settings, timeout_s: float = 90) -> None:
+    """Until the sink group has committed every record on the typed topics and the DLQ."""
+    deadline = time.monotonic() + timeout_s
+    behind: dict[tuple[str, str], int] = {}
+    while time.monotonic() < deadline:
+        behind = {k: v for k, v in (await lag(settings)).items() if k[0].endswith("-sink")}
+        if behind and not any(behind.values()):
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"sink still behind: {behind}")
+
+
+async def test_replay_twice_creates_no_row_and_restores_deleted_rows(stack: Settings) -> None:
+    await sink_caught_up(stack)
+    [before] = query(stack, COUNTS)
+    assert before[0] > 0 and before[0] == before[1]
+    now = int(time.time() * 1000)
+    for _ in range(2):
+        report = await replay(stack, now - 3_600_000, now)
+        assert report.raw_records == report.total > 0
+        assert report.sent["responses"] >= before[1] and report.sent["dlq"] == 1
+        await sink_caught_up(stack)
+        assert query(stack, COUNTS) == [before]
+
+    # A fix reaches old rows by deleting them, then replaying only what they came from.
+    waba = "102290129340398"
+    query(stack, f"DELETE FROM waflow.flow_responses WHERE waba_id = '{waba}'")
+    assert query(stack, COUNTS)[0][0] == before[0] - 1
+    report = await replay(stack, now - 3_600_000, now, Selection(waba=waba))
+    assert dict(report.sent) == {"responses": 1} and report.skipped > 0
+    await sink_caught_up(stack)
+    assert query(stack, COUNTS) == [before]
+
+
+def test_status_screen_shows_the_running_stack(stack: Settings, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("WAFLOW_")},
+        **stage_env(stack.kafka_bootstrap, stack.data_dir),
+        "WAFLOW_TOPIC_PREFIX": stack.topics.prefix,
+        "WAFLOW_STREAMS_PORT": str(stack.streams_port),
+        "WAFLOW_SINK_PORT": str(stack.sink_port),
+        "WAFLOW_HTTP_PORT": str(port),
+    }
+    ingest = Stage("ingest", env, tmp_path / "ingest.log").start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            time.sleep(0.3)
+        body = b'{"object": "whatsapp_business_account", "entry": []}'
+        signature = {"x-hub-signature-256": sign(body, b"shop-secret")}
+        for _ in range(20):
+            assert httpx.post(f"{url}/webhook", content=body, headers=signature).is_success
+        assert httpx.post(f"{url}/webhook", content=body).status_code == 401
+        screen = subprocess.run(
+            [sys.executable, "-m", "infra.cli", "status", "--once", "--interval", "1"],
+            env={**env, "COLUMNS": "160"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        ingest.stop()
+    print(screen.stdout)
+    assert screen.returncode == 0, screen.stderr
+    out = screen.stdout
+    for stage in ("ingest", "streams", "sink"):
+        assert re.search(rf"{stage}\s+│\s+up", out), out
+    assert "down" not in out and "did not answer" not in out
+    assert "target p50 < 250 ms" in out
+    [rows] = query(stack, COUNTS)
+    assert re.search(rf"flow_responses\s+│\s+{rows[0]:,}", out), out
+    assert re.search(r"dead letters: streams / invalid_json\s+│\s+1\b", out), out
+    for topic in (stack.topics.raw, stack.topics.responses, stack.topics.dlq):
+        assert topic in out

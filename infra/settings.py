@@ -71,6 +71,7 @@ class Settings:
     http_port: int = 8080
     streams_port: int = 8081
     sink_port: int = 8082
+    metrics_host: str = "127.0.0.1"
     data_dir: Path = Path(".waflow")
     max_body_bytes: int = 4 * 1024 * 1024
     produce_timeout_s: float = 5.0
@@ -106,6 +107,7 @@ class Settings:
             http_port=_int(env, "WAFLOW_HTTP_PORT", 8080),
             streams_port=_int(env, "WAFLOW_STREAMS_PORT", 8081),
             sink_port=_int(env, "WAFLOW_SINK_PORT", 8082),
+            metrics_host=env.get("WAFLOW_METRICS_HOST", "127.0.0.1"),
             data_dir=data_dir,
             max_body_bytes=_int(env, "WAFLOW_MAX_BODY_BYTES", 4 * 1024 * 1024),
             produce_timeout_s=_float(env, "WAFLOW_PRODUCE_TIMEOUT_S", 5.0),

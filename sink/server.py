@@ -31,10 +31,15 @@ from sink.metrics import SinkMetrics
 from sink.writer import ClickHouseWriter, Engine
 
 log = logging.getLogger("waflow.sink")
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
 def query_app(engine: Engine, metrics: SinkMetrics) -> Starlette:
     async def query(request: Request) -> Response:
+        # Unauthenticated SQL: only for `waflow query` on the same host, even when the port is
+        # opened (WAFLOW_METRICS_HOST) so Prometheus can scrape /metrics.
+        if request.client is None or request.client.host not in LOOPBACK:
+            return PlainTextResponse("/query answers loopback clients only", status_code=403)
         sql = (await request.body()).decode()
         try:
             columns, rows = await engine.query(sql)
@@ -89,7 +94,7 @@ async def run(settings: Settings) -> None:
     server = QuietServer(
         uvicorn.Config(
             query_app(engine, metrics),
-            host="127.0.0.1",
+            host=settings.metrics_host,
             port=settings.sink_port,
             log_config=None,
             access_log=False,

@@ -156,7 +156,13 @@ def cmd_stage(settings: Settings, args: argparse.Namespace) -> None:
                 file=sys.stderr,
             )
         app = create_app(settings)
-        Worker(app, loglevel=settings.log_level.lower(), quiet=True).execute_from_commandline()
+        # override_logging=False: mode would replace our JSON handler with its own and set the
+        # root logger to DEBUG, building a record for every produced message (and unmasked).
+        worker = Worker(
+            app, loglevel=settings.log_level.lower(), quiet=True, override_logging=False
+        )
+        worker.spinner = None  # it writes terminal escapes into the JSON log stream
+        worker.execute_from_commandline()
     else:
         from sink.server import run
 

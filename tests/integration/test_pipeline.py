@@ -251,3 +251,14 @@ def test_status_screen_shows_the_running_stack(stack: Settings, tmp_path: Path) 
     assert re.search(r"dead letters: streams / invalid_json\s+│\s+1\b", out), out
     for topic in (stack.topics.raw, stack.topics.responses, stack.topics.dlq):
         assert topic in out
+
+
+def test_every_stage_logs_json_lines_at_the_configured_level(stack: Settings) -> None:
+    # Faust's worker used to replace the JSON handler with its own and set the root logger to
+    # DEBUG: unmasked text lines, and a log record built for every produced message.
+    lines = {s: (stack.data_dir / f"{s}.log").read_text().splitlines() for s in ("streams", "sink")}
+    assert any("dead letter" in line for line in lines["streams"])  # the invalid_json delivery
+    for stage_lines in lines.values():
+        for line in stage_lines:
+            record = orjson.loads(line)  # raises on a line that is not JSON
+            assert record["level"] in ("warning", "error", "critical"), line

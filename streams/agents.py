@@ -9,13 +9,16 @@ sightings to the typed topics. Offsets are acked only after the outputs are ackn
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import time
+import weakref
 from collections.abc import Awaitable
 from typing import Any
 
 import faust
+import faust.streams as faust_streams
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.settings import Settings
@@ -47,6 +50,8 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         producer_compression_type="lz4",
         consumer_auto_offset_reset="earliest",
         processing_guarantee=settings.streams_guarantee,
+        stream_buffer_maxsize=16384,
+        broker_max_poll_records=4000,
     )
     t = settings.topics
     final = {"responses": t.responses, "events": t.events, "other": t.other}
@@ -129,27 +134,37 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
 
     async def dedup_events(stream: Any) -> None:
         send = app.producer.send
-        async for event in stream.events():
-            msg = event.message
-            items_in.inc()
-            dedup_id = (msg.key or b"").decode(errors="replace")
-            if not claim(claims, dedup_id, msg.offset, int(time.time() * 1000), window_ms):
-                stats.duplicates.inc()
-                continue
-            headers = dict(msg.headers or ())
-            kind = kind_of(headers)
-            if kind is None:  # not written by normalize_raw: keep it, never crash on it
-                meta = RawMeta(msg.topic, msg.partition, msg.offset, int(time.time() * 1000), "")
-                dead = dead_letter(meta, "foreign_record", "no waflow-kind", msg.value or b"", "")
-                stats.dead_letters.labels("foreign_record").inc()
-                await send(t.dlq, b"", codec().encode("DeadLetter", dead.record), None, None, None)
-                continue
-            # Not awaited per record: Faust flushes the producer before it commits this
-            # offset, so the output is durable before the input is marked done. A flush also
-            # returns when a send *failed*, so a failure ends the worker before that commit.
-            sent = await send(final[kind], headers.get("waflow-key"), msg.value, None, None, None)
-            asyncio.ensure_future(sent).add_done_callback(exit_on_failure)
-            final_out[kind].inc()
+        async for batch in stream.take_events(1000, within=0.05):
+            items_in.inc(len(batch))
+            now_ms = int(time.time() * 1000)
+            for event in batch:
+                # The claims table writes to the partition of the "current event"; in a batch
+                # that must be this event, not the batch's last one.
+                token = set_current_event(event)
+                try:
+                    await dedup_one(event.message, now_ms, send)
+                finally:
+                    reset_current_event(token)
+
+    async def dedup_one(msg: Any, now_ms: int, send: Any) -> None:
+        dedup_id = (msg.key or b"").decode(errors="replace")
+        if not claim(claims, dedup_id, msg.offset, now_ms, window_ms):
+            stats.duplicates.inc()
+            return
+        headers = dict(msg.headers or ())
+        kind = kind_of(headers)
+        if kind is None:  # not written by normalize_raw: keep it, never crash on it
+            meta = RawMeta(msg.topic, msg.partition, msg.offset, now_ms, "")
+            dead = dead_letter(meta, "foreign_record", "no waflow-kind", msg.value or b"", "")
+            stats.dead_letters.labels("foreign_record").inc()
+            await send(t.dlq, b"", codec().encode("DeadLetter", dead.record), None, None, None)
+            return
+        # Not awaited per record: Faust flushes the producer before it commits this offset,
+        # so the output is durable before the input is marked done. A flush also returns when
+        # a send *failed*, so a failure ends the worker before that commit.
+        sent = await send(final[kind], headers.get("waflow-key"), msg.value, None, None, None)
+        asyncio.ensure_future(sent).add_done_callback(exit_on_failure)
+        final_out[kind].inc()
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -185,6 +200,16 @@ def die(agent: str, exc: BaseException) -> None:
     log.critical("agent failed, exiting for a restart", extra={"agent": agent}, exc_info=exc)
     logging.shutdown()
     os._exit(70)
+
+
+def set_current_event(event: Any) -> contextvars.Token[Any]:
+    # Faust keeps the event being processed in a context variable that tables read to pick
+    # the store and changelog partition; take_events leaves it at the batch's last event.
+    return faust_streams._current_event.set(weakref.ref(event))
+
+
+def reset_current_event(token: contextvars.Token[Any]) -> None:
+    faust_streams._current_event.reset(token)
 
 
 def _int(raw: bytes | None, default: int) -> int:

@@ -36,12 +36,15 @@ unit: install
 integration: install
 	$(BIN)/pytest -q -m integration
 
-# Per-stage benchmarks, each beside its bare baseline in the same run (README, Benchmarks).
+# Per-stage benchmarks, each beside its bare baseline in the same run, then the stepped
+# end-to-end run with its profile and 10-minute memory run (README, Benchmarks). About 45 min.
 bench: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.ingress --seconds 10 --runs 3 --tls
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.streams --runs 3 --deliveries 5000 \
 		--profile tests/benchmarks/results/streams-profile.txt
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.sink --runs 3 --deliveries 40000
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.e2e --runs 3 --seconds 20 \
+		--memory-minutes 10
 
 # Ten minutes of signed load on a 3-broker cluster while every fault kind is injected; prints the
 # invariant table (README, Proving nothing is lost).

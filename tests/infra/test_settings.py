@@ -69,3 +69,13 @@ def test_broker_format_passes_a_dash_leading_cluster_id_as_one_token() -> None:
     cmd = format_command("lib/*", "-hsIQi_URbSggfJQqgWYaA", Path("/n/server.properties"))
     assert "--cluster-id=-hsIQi_URbSggfJQqgWYaA" in cmd
     assert "-t" not in cmd
+
+
+def test_readme_configuration_reference_names_every_setting() -> None:
+    import re
+
+    from tests.conftest import ROOT
+
+    read = set(re.findall(r'"(WAFLOW_[A-Z_]+)"', (ROOT / "infra" / "settings.py").read_text()))
+    documented = set(re.findall(r"`(WAFLOW_[A-Z_]+)`", (ROOT / "README.md").read_text()))
+    assert read and not read - documented, f"settings missing from README: {read - documented}"

@@ -6,6 +6,7 @@ embedded engine (clickhouse-connect's chDB backend) which one process at a time 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,11 @@ def connect(url: str) -> Client:
     parts = urlsplit(url)
     try:
         if parts.scheme == "chdb":
+            if importlib.util.find_spec("chdb") is None:
+                raise ClickHouseError(
+                    "the embedded engine (chdb://) is not installed: pip install "
+                    "'waflow[embedded]', or set WAFLOW_CLICKHOUSE_URL to a ClickHouse server"
+                )
             Path(parts.path).mkdir(parents=True, exist_ok=True)
             return clickhouse_connect.get_client(dsn=url)
         return clickhouse_connect.get_client(
@@ -55,6 +61,8 @@ def connect(url: str) -> Client:
             password=unquote(parts.password or ""),
             secure=parts.scheme == "https",
         )
+    except ClickHouseError:
+        raise
     except Exception as exc:  # the driver raises many kinds; ours says where and why
         safe = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}"
         raise ClickHouseError(f"cannot open ClickHouse at {safe}: {exc}") from exc

@@ -61,3 +61,16 @@ def test_the_cluster_setting_is_refused_for_the_embedded_engine_and_for_bad_name
         make_settings(WAFLOW_CLICKHOUSE_URL="http://h:8123/db", WAFLOW_CLICKHOUSE_CLUSTER="a;b")
     ok = make_settings(WAFLOW_CLICKHOUSE_URL="http://h:8123/db", WAFLOW_CLICKHOUSE_CLUSTER="main")
     assert ok.clickhouse_cluster == "main"
+
+
+def test_embedded_engine_missing_says_how_to_install_it(monkeypatch, tmp_path) -> None:
+    import importlib.util
+
+    from infra.clickhouse import connect
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "chdb" else real(name, *a)
+    )
+    with pytest.raises(ClickHouseError, match=r"waflow\[embedded\]"):
+        connect(f"chdb://{tmp_path}")

@@ -24,10 +24,11 @@ from ingest.verify import sign
 from tests.benchmarks.loadclient import request
 from tests.conftest import SECRETS
 
+SECRET = SECRETS.split(",")[0].split("=")[1].encode()
 
-def bodies(rate: float, seconds: float, seed: int) -> list[tuple[bytes, int]]:
+
+def bodies(rate: float, seconds: float, seed: int, secret: bytes) -> list[tuple[bytes, int]]:
     """(HTTP request bytes, items) for every delivery of the step, in send order."""
-    secret = SECRETS.split(",")[0].split("=")[1].encode()
     gen = Generator(seed=seed, wabas=200, run=uuid.uuid4().hex[:8])
     out = []
     for _ in range(int(rate * seconds)):
@@ -60,9 +61,15 @@ async def connection(port: int, queue: asyncio.Queue[tuple[bytes, int, float] | 
 
 
 async def run(
-    port: int, rate: float, seconds: float, seed: int, connections: int, started_file: str
+    port: int,
+    rate: float,
+    seconds: float,
+    seed: int,
+    connections: int,
+    started_file: str = "",
+    secret: bytes = SECRET,
 ) -> list:
-    jobs = bodies(rate, seconds, seed)
+    jobs = bodies(rate, seconds, seed, secret)
     queue: asyncio.Queue[tuple[bytes, int, float] | None] = asyncio.Queue()
     out: list = []
     workers = [asyncio.create_task(connection(port, queue, out)) for _ in range(connections)]

@@ -30,6 +30,15 @@ from streams.metrics import StreamMetrics
 from streams.records import DLQ, RawMeta, kind_of
 
 log = logging.getLogger("waflow.streams")
+# Faust's RocksDB defaults are per partition: 3 x 64 MB memtables and a 2 GB block cache, so a
+# worker's RSS kept growing with its partitions (+23 % in a 10-minute run). Claims are small and
+# looked up mostly as "absent" (bloom filters), so a small cache costs little: at most about
+# 32 MB per partition.
+ROCKSDB_MEMORY = {
+    "write_buffer_size": 8 * 1024**2,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 16 * 1024**2,
+}
 
 
 def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faust.App:
@@ -77,7 +86,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         key_type=str,
         value_type=str,
         partitions=settings.raw_partitions,
-        options={"driver": "rocksdict", "ttl": window_ms // 1000},
+        options={"driver": "rocksdict", "ttl": window_ms // 1000, **ROCKSDB_MEMORY},
         changelog_topic=app.topic(
             t.claims_changelog,
             partitions=settings.raw_partitions,

@@ -7,7 +7,7 @@ items/s, answer latency, POST-to-queryable latency (from the moment a POST was d
 last row's `inserted_at`, matched by the request id the ingress answered), CPU seconds per
 1,000 items and peak RSS of each stage, and consumer lag at the end of the step. A rate is
 sustainable when at least 97 % of deliveries are accepted, the answer p99 stays under 1 s and
-the lag left at the end of the step is under 5 seconds of its items. Then: the highest
+the lag left at the end of the step is at most one second of its items. Then: the highest
 sustainable rate, a step at half of it, a py-spy profile of every stage at the highest one, and
 a memory run at half of it.
 
@@ -172,10 +172,12 @@ def pct(ordered: list[float], p: float) -> float:
 
 
 def sustainable(m: dict) -> bool:
+    """Keeping up: what is in flight at the end of a step is about one sink batch interval (1 s)
+    of items. Over capacity, lag grows all through the step (20,000 after 20 s at 650/s)."""
     return (
         m["accepted_share"] >= 0.97
         and m["answer_p99_ms"] <= 1000
-        and m["lag_at_end"] <= 5 * m["items_per_s"]
+        and m["lag_at_end"] <= m["items_per_s"]
     )
 
 
@@ -240,16 +242,32 @@ def memory(stack: Stack, rate: float, minutes: float) -> dict:
     }
 
 
+def report(out: Path) -> None:
+    """The table and chart again from e2e.json (after a change to what counts as sustainable)."""
+    result = json.loads((out / "e2e.json").read_text())
+    for row in [*result["steps"], result["half"]]:
+        row["sustainable"] = sustainable(row)
+    (out / "e2e.json").write_text(json.dumps(result, indent=2))
+    (out / "e2e.md").write_text(markdown(result["steps"], result["half"]))
+    chart(result["steps"], out / "e2e.png")
+    print((out / "e2e.md").read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rates", default="100,200,300,400,500,650,800,1000")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--memory-minutes", type=float, default=10)
+    parser.add_argument("--memory-rate", type=float, default=0, help="default: half the highest")
     parser.add_argument("--out", default="tests/benchmarks/results")
+    parser.add_argument("--report", action="store_true", help="rebuild the table and chart")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        report(out)
+        return
     bootstrap = os.environ.get("WAFLOW_KAFKA_BOOTSTRAP") or broker.start(Path(".waflow"))
     stack = Stack(bootstrap, Path(tempfile.mkdtemp(prefix="waflow-e2e-")))
     stack.start()
@@ -264,7 +282,8 @@ def main() -> None:
         half = {**median_of(half_runs), "runs": half_runs}
         half["sustainable"] = sustainable(half)
         profile(stack, top, args.seconds, out)
-        mem = memory(stack, top / 2, args.memory_minutes) if args.memory_minutes else None
+        mem_rate = args.memory_rate or top / 2
+        mem = memory(stack, mem_rate, args.memory_minutes) if args.memory_minutes else None
     finally:
         stack.stop()
     result = {"steps": steps, "highest_sustainable": best, "half": half, "memory": mem}

@@ -7,14 +7,14 @@ from pathlib import Path
 STAGES = ("ingest", "streams", "sink")
 
 
-def markdown(steps: list[dict], half: dict | None = None) -> str:
+def markdown(steps: list[dict], half: dict | None = None, label: str = "half of highest") -> str:
     head = (
         "| offered deliv/s | accepted deliv/s | items/s | answer p50 / p99 ms "
         "| queryable p50 / p95 / p99 s | CPU s per 1k items (ingest / streams / sink) "
         "| peak RSS MB (ingest / streams / sink) | lag at end | sustainable |\n"
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
     )
-    rows = [*steps, *([{**half, "label": "half of highest"}] if half else [])]
+    rows = [*steps, *([{**half, "label": label}] if half else [])]
     return head + "".join(_row(s) for s in rows)
 
 

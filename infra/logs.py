@@ -15,7 +15,11 @@ import sys
 import time
 from typing import Any
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
+# uvicorn adds `color_message`, the same text with terminal colour codes: not for a log store.
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "color_message",
+}
 MASK = "***"
 # Seven or more digits, optionally with +, spaces, dots, dashes or brackets between them, not
 # inside a longer word (so hex request ids and topic names survive).

@@ -55,3 +55,8 @@ def test_a_log_line_masks_message_extras_and_exception_but_keeps_ids() -> None:
     assert out["request_id"] == "9f1e2d3c4b5a69788796a5b4c3d2e1f0"
     assert out["waba_id"] == "102290129340398"  # business ids stay searchable
     assert out["raw_offset"] == 123456789  # numbers in extras are not text
+
+
+def test_uvicorns_coloured_copy_of_the_message_is_left_out() -> None:
+    out = line("Finished server process [1]", color_message="Finished \x1b[36m%d\x1b[0m")
+    assert "color_message" not in out and out["msg"] == "Finished server process [1]"

@@ -75,17 +75,10 @@ class RawReader:
                 batch = [m for m in msgs if m.offset < end[tp]]
                 out = []
                 for m in batch:
-                    headers = dict(m.headers or ())
-                    received = int(headers.get("waflow-received-ms") or m.timestamp)
-                    if self.since_ms <= received < self.until_ms:
-                        meta = RawMeta(
-                            m.topic,
-                            m.partition,
-                            m.offset,
-                            received,
-                            headers.get("waflow-request-id", b"").decode(errors="replace"),
-                            headers.get("x-hub-signature-256", b"").decode(errors="replace"),
-                        )
+                    meta = RawMeta.of(
+                        m.topic, m.partition, m.offset, m.timestamp, dict(m.headers or ())
+                    )
+                    if self.since_ms <= meta.received_ms < self.until_ms:
                         out.append((meta, m.value or b""))
                 if await self._consumer.position(tp) >= end[tp]:
                     left.discard(tp)

@@ -106,14 +106,12 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
             pending: list[Awaitable[Any]] = []
             for event in batch:
                 msg = event.message
-                headers = dict(msg.headers or ())
-                meta = RawMeta(
+                meta = RawMeta.of(
                     msg.topic,
                     msg.partition,
                     msg.offset,
-                    _int(headers.get("waflow-received-ms"), int(msg.timestamp * 1000)),
-                    headers.get("waflow-request-id", b"").decode(errors="replace"),
-                    headers.get("x-hub-signature-256", b"").decode(errors="replace"),
+                    int(msg.timestamp * 1000),
+                    dict(msg.headers or ()),
                 )
                 for out, value in typed(msg.value or b"", meta, secrets):
                     if out.kind == DLQ:
@@ -219,10 +217,3 @@ def set_current_event(event: Any) -> contextvars.Token[Any]:
 
 def reset_current_event(token: contextvars.Token[Any]) -> None:
     faust_streams._current_event.reset(token)
-
-
-def _int(raw: bytes | None, default: int) -> int:
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        return default

@@ -26,6 +26,25 @@ class RawMeta:
     request_id: str
     signature: str = ""  # the ingress's X-Hub-Signature-256, for the optional re-verify
 
+    @classmethod
+    def of(
+        cls, topic: str, partition: int, offset: int, timestamp_ms: int, headers: dict[str, bytes]
+    ) -> RawMeta:
+        """From a raw record's position and the headers the ingress wrote. A missing or
+        malformed receive time falls back to the Kafka timestamp, never to a crash."""
+        try:
+            received = int(headers.get("waflow-received-ms") or timestamp_ms)
+        except ValueError:
+            received = timestamp_ms
+        return cls(
+            topic,
+            partition,
+            offset,
+            received,
+            headers.get("waflow-request-id", b"").decode(errors="replace"),
+            headers.get("x-hub-signature-256", b"").decode(errors="replace"),
+        )
+
 
 @dataclass(frozen=True)
 class Output:

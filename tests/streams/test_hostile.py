@@ -141,3 +141,11 @@ def test_streams_reverify_turns_unsigned_records_into_dead_letters() -> None:
     signed = RawMeta("raw", 0, 1, 0, "r", sign(body, b"s3cret"))
     assert encode.typed(body, signed, secrets) == []
     assert encode.typed(body, forged) == []  # off by default
+
+
+def test_raw_meta_survives_a_malformed_receive_time_header() -> None:
+    # replay and reconcile used to crash on what the worker tolerated; both now share RawMeta.of
+    headers = {"waflow-received-ms": b"not-a-number", "waflow-request-id": b"r1"}
+    meta = RawMeta.of("raw", 2, 7, 1_700_000_000_000, headers)
+    assert (meta.received_ms, meta.request_id, meta.signature) == (1_700_000_000_000, "r1", "")
+    assert RawMeta.of("raw", 2, 7, 5, {"waflow-received-ms": b"42"}).received_ms == 42

@@ -7,6 +7,7 @@ refresh interval, not the process's whole life.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -95,43 +96,63 @@ def _stages(prev: Snapshot, cur: Snapshot, dt: float) -> Table:
     for name in ("stage", "state", "in/s", "out/s", "errors/s", "detail"):
         table.add_column(name, justify="right" if name.endswith("/s") else "left")
     for stage in STAGES:
-        now, before = cur.stages.get(stage), prev.stages.get(stage) or {}
+        now = cur.stages.get(stage)
         if now is None:
             table.add_row(stage, Text("down", style="bold red"), "-", "-", "-", "no metrics")
             continue
-
-        def rate(name: str, _now: Samples = now, _before: Samples = before, **lbl: str) -> float:
-            return max(0.0, total(_now, name, **lbl) - total(_before, name, **lbl)) / dt
-
-        if stage == "ingest":
-            req = "waflow_ingest_requests_total"
-            ok = rate(req, outcome="accepted")
-            posts = rate(req) - sum(rate(req, outcome=o) for o in HANDSHAKES)
-            errors = max(0.0, posts - ok)
-            row = (ok + errors, ok, errors, _latency(before, now))
-        elif stage == "streams":
-            dead = rate("waflow_streams_dead_letters_total")
-            dups = total(now, "waflow_streams_duplicates_dropped_total")
-            row = (
-                rate("waflow_streams_records_in_total"),
-                rate("waflow_streams_records_out_total"),
-                dead,
-                Text(f"duplicates dropped {dups:,.0f}"),
-            )
-        else:
-            inserted = rate("waflow_sink_rows_inserted_total")
-            present = rate("waflow_sink_rows_already_present_total")
-            circuit = total(now, "waflow_sink_circuit_open") > 0
-            row = (
-                inserted + present,
-                inserted,
-                rate("waflow_sink_write_failures_total"),
-                Text("circuit OPEN: ClickHouse refusing writes", style="bold red")
-                if circuit
-                else Text(f"already present {present:,.0f}/s"),
-            )
+        w = Window(now, prev.stages.get(stage) or {}, dt)
+        row = ROWS[stage](w)
         table.add_row(stage, Text("up", style="green"), *(f"{v:,.1f}" for v in row[:3]), row[3])
     return table
+
+
+@dataclass(frozen=True)
+class Window:
+    """One stage's samples at both ends of the refresh interval."""
+
+    now: Samples
+    before: Samples
+    dt: float
+
+    def rate(self, name: str, **labels: str) -> float:
+        grown = total(self.now, name, **labels) - total(self.before, name, **labels)
+        return max(0.0, grown) / self.dt  # a restarted stage's counters start again at 0
+
+
+Row = tuple[float, float, float, Text]  # in/s, out/s, errors/s, detail
+
+
+def _ingest(w: Window) -> Row:
+    req = "waflow_ingest_requests_total"
+    ok = w.rate(req, outcome="accepted")
+    posts = w.rate(req) - sum(w.rate(req, outcome=o) for o in HANDSHAKES)
+    errors = max(0.0, posts - ok)
+    return ok + errors, ok, errors, _latency(w.before, w.now)
+
+
+def _streams(w: Window) -> Row:
+    dups = total(w.now, "waflow_streams_duplicates_dropped_total")
+    return (
+        w.rate("waflow_streams_records_in_total"),
+        w.rate("waflow_streams_records_out_total"),
+        w.rate("waflow_streams_dead_letters_total"),
+        Text(f"duplicates dropped {dups:,.0f}"),
+    )
+
+
+def _sink(w: Window) -> Row:
+    inserted = w.rate("waflow_sink_rows_inserted_total")
+    present = w.rate("waflow_sink_rows_already_present_total")
+    circuit_open = total(w.now, "waflow_sink_circuit_open") > 0
+    detail = (
+        Text("circuit OPEN: ClickHouse refusing writes", style="bold red")
+        if circuit_open
+        else Text(f"already present {present:,.0f}/s")
+    )
+    return inserted + present, inserted, w.rate("waflow_sink_write_failures_total"), detail
+
+
+ROWS: dict[str, Callable[[Window], Row]] = {"ingest": _ingest, "streams": _streams, "sink": _sink}
 
 
 def _latency(before: Samples, now: Samples) -> Text:

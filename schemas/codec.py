@@ -20,7 +20,7 @@ from schemas.errors import DecodeError, EncodeError
 
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 DIR = Path(__file__).parent
-TOP_LEVEL = ("FlowResponse", "FlowEvent", "WebhookChange", "DeadLetter")
+TOP_LEVEL = ("FlowResponse", "FlowEvent", "WebhookChange", "DeadLetter", "ItemBatch")
 
 
 class Codec:

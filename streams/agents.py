@@ -1,33 +1,36 @@
 """Thin Faust agents wiring the pure functions to topics.
 
 Two steps, because a redelivered item can come back re-batched under another WABA's key and so
-on another raw partition: `normalize` types every item and re-keys it by its dedup id onto an
-internal topic; `dedup` reads that co-partitioned topic against a RocksDB table and routes first
-sightings to the typed topics. Offsets are acked only after the outputs are acknowledged.
+on another raw partition: `normalize` types every item and places it, by its dedup id, on an
+internal topic, one `ItemBatch` record per partition (streams/items.py); `dedup` reads that
+co-partitioned topic against a RocksDB table (streams/claims.py) and writes first sightings to
+the typed topics in producer batches (streams/produce.py). Offsets are committed only after the
+outputs are acknowledged.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import os
 import time
-import weakref
 from collections.abc import Awaitable
 from typing import Any
 
 import faust
-import faust.streams as faust_streams
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.settings import Settings
 from schemas import codec
+from schemas.errors import SchemaError
+from streams.claims import ClaimsTable
 from streams.dead import dead_letter
-from streams.dedup import DAY_MS, claim
+from streams.dedup import DAY_MS
 from streams.encode import typed
+from streams.items import pack, unpack
 from streams.metrics import StreamMetrics
-from streams.records import DLQ, RawMeta, kind_of
+from streams.produce import BatchWriter
+from streams.records import DLQ, Output, RawMeta
 
 log = logging.getLogger("waflow.streams")
 # Faust's RocksDB defaults are per partition: 3 x 64 MB memtables and a 2 GB block cache, so a
@@ -56,6 +59,8 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         broker_commit_interval=1.0,
         producer_acks=-1,
         producer_linger_ms=5,
+        # Outputs go as whole batches (streams/produce.py); 16 KB ones held a dozen items.
+        producer_max_batch_size=256 * 1024,
         producer_compression_type="lz4",
         consumer_auto_offset_reset="earliest",
         processing_guarantee=settings.streams_guarantee,
@@ -81,8 +86,10 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
     secrets = settings.app_secrets if settings.streams_verify else ()
     # RocksDB (through rocksdict) with a TTL and a changelog that is compacted *and* expires
     # after the window: both the local store and the topic stay bounded.
-    claims = app.Table(
-        "claims",
+    claims = ClaimsTable(
+        app,
+        name="claims",
+        beacon=app.tables.beacon,
         key_type=str,
         value_type=str,
         partitions=settings.raw_partitions,
@@ -95,15 +102,20 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
             retention=window_ms / 1000,
         ),
     )
+    app.tables.add(claims)
 
     @app.agent(raw)
     async def normalize_raw(stream: Any) -> None:
         await or_die("normalize_raw", normalize_batches(stream))
 
     async def normalize_batches(stream: Any) -> None:
+        partitions = 0
         async for batch in stream.take_events(1000, within=0.05):
             started = time.perf_counter()
+            if not partitions:  # the items topic's real count, which placement must follow
+                partitions = await partition_count(app, t.items)
             pending: list[Awaitable[Any]] = []
+            ready: list[tuple[Output, bytes]] = []
             for event in batch:
                 msg = event.message
                 meta = RawMeta.of(
@@ -121,16 +133,9 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
                         )
                         stats.records_out.labels(t.dlq).inc()
                     else:
-                        pending.append(
-                            await app.producer.send(
-                                t.items,
-                                out.dedup_id.encode(),
-                                value,
-                                None,
-                                None,
-                                [("waflow-kind", out.kind.encode()), ("waflow-key", out.key)],
-                            )
-                        )
+                        ready.append((out, value))
+            for partition, value in pack(ready, partitions):
+                pending.append(await app.producer.send(t.items, None, value, partition, None, None))
             await asyncio.gather(*pending)
             stats.records_in.labels(t.raw).inc(len(batch))
             stats.latency.observe(time.perf_counter() - started)
@@ -140,38 +145,47 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         await or_die("dedup_items", dedup_events(stream))
 
     async def dedup_events(stream: Any) -> None:
-        send = app.producer.send
-        async for batch in stream.take_events(1000, within=0.05):
-            items_in.inc(len(batch))
+        writer: BatchWriter | None = None
+        same_place: set[str] = set()
+        async for batch in stream.take_events(100, within=0.05):
+            if writer is None:
+                counts = {name: await partition_count(app, name) for name in final.values()}
+                writer = BatchWriter(kafka_producer(app), counts, exit_on_failure)
+                # A record keyed by its own id (a flow response's message id) goes where the
+                # id's items batch went, when the partition counts agree: no second hash.
+                items_count = await partition_count(app, t.items)
+                same_place = {name for name, n in counts.items() if n == items_count}
             now_ms = int(time.time() * 1000)
             for event in batch:
-                # The claims table writes to the partition of the "current event"; in a batch
-                # that must be this event, not the batch's last one.
-                token = set_current_event(event)
-                try:
-                    await dedup_one(event.message, now_ms, send)
-                finally:
-                    reset_current_event(token)
+                await dedup_record(event.message, now_ms, writer, same_place)
+            # Not awaited here: Faust flushes the producer before it commits these offsets, so
+            # the outputs are durable before the inputs are marked done. A flush also returns
+            # when a send *failed*, so exit_on_failure ends the worker before that commit.
+            await writer.write()
 
-    async def dedup_one(msg: Any, now_ms: int, send: Any) -> None:
-        dedup_id = (msg.key or b"").decode(errors="replace")
-        if not claim(claims, dedup_id, msg.offset, now_ms, window_ms):
-            stats.duplicates.inc()
-            return
-        headers = dict(msg.headers or ())
-        kind = kind_of(headers)
-        if kind is None:  # not written by normalize_raw: keep it, never crash on it
+    async def dedup_record(
+        msg: Any, now_ms: int, writer: BatchWriter, same_place: set[str]
+    ) -> None:
+        try:
+            items = unpack(msg.value or b"", dict(msg.headers or ()), msg.key)
+        except SchemaError as exc:  # not written by normalize_raw: keep it, never crash on it
             meta = RawMeta(msg.topic, msg.partition, msg.offset, now_ms, "")
-            dead = dead_letter(meta, "foreign_record", "no waflow-kind", msg.value or b"", "")
+            dead = dead_letter(meta, "foreign_record", str(exc), msg.value or b"", "")
             stats.dead_letters.labels("foreign_record").inc()
-            await send(t.dlq, b"", codec().encode("DeadLetter", dead.record), None, None, None)
+            dlq = codec().encode("DeadLetter", dead.record)
+            await app.producer.send(t.dlq, b"", dlq, None, None, None)
             return
-        # Not awaited per record: Faust flushes the producer before it commits this offset,
-        # so the output is durable before the input is marked done. A flush also returns when
-        # a send *failed*, so a failure ends the worker before that commit.
-        sent = await send(final[kind], headers.get("waflow-key"), msg.value, None, None, None)
-        asyncio.ensure_future(sent).add_done_callback(exit_on_failure)
-        final_out[kind].inc()
+        items_in.inc(len(items))
+        ids = [item.dedup_id for item in items]
+        emit = claims.claim(msg.partition, msg.offset, ids, now_ms, window_ms)
+        for item, keep in zip(items, emit, strict=True):
+            if keep:
+                topic = final[item.kind]
+                known = topic in same_place and item.key == item.dedup_id.encode()
+                await writer.add(topic, item.key, item.value, msg.partition if known else -1)
+                final_out[item.kind].inc()
+            else:
+                stats.duplicates.inc()
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -194,6 +208,17 @@ async def or_die(agent: str, work: Awaitable[None]) -> None:
         die(agent, exc)
 
 
+def kafka_producer(app: faust.App) -> Any:
+    """The aiokafka producer inside Faust's: it has the batch API and partitions_for that
+    Faust's wrapper does not expose. Faust's flush and stop still cover what is sent on it."""
+    producer: Any = app.producer
+    return producer._ensure_producer()
+
+
+async def partition_count(app: faust.App, topic: str) -> int:
+    return len(await kafka_producer(app).partitions_for(topic))
+
+
 def exit_on_failure(sent: asyncio.Future[Any]) -> None:
     if not sent.cancelled() and sent.exception() is not None:
         die("dedup_items", sent.exception() or RuntimeError("send failed"))
@@ -207,13 +232,3 @@ def die(agent: str, exc: BaseException) -> None:
     log.critical("agent failed, exiting for a restart", extra={"agent": agent}, exc_info=exc)
     logging.shutdown()
     os._exit(70)
-
-
-def set_current_event(event: Any) -> contextvars.Token[Any]:
-    # Faust keeps the event being processed in a context variable that tables read to pick
-    # the store and changelog partition; take_events leaves it at the batch's last event.
-    return faust_streams._current_event.set(weakref.ref(event))
-
-
-def reset_current_event(token: contextvars.Token[Any]) -> None:
-    faust_streams._current_event.reset(token)

@@ -40,7 +40,7 @@ integration: install
 # end-to-end run with its profile and 10-minute memory run (README, Benchmarks). About 45 min.
 bench: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.ingress --seconds 10 --runs 3 --tls
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.streams --runs 3 --deliveries 5000 \
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.streams --runs 3 --deliveries 30000 \
 		--profile tests/benchmarks/results/streams-profile.txt
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.sink --runs 3 --deliveries 40000
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.e2e --runs 3 --seconds 20 \

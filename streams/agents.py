@@ -146,26 +146,19 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
 
     async def dedup_events(stream: Any) -> None:
         writer: BatchWriter | None = None
-        same_place: set[str] = set()
         async for batch in stream.take_events(100, within=0.05):
             if writer is None:
                 counts = {name: await partition_count(app, name) for name in final.values()}
                 writer = BatchWriter(kafka_producer(app), counts, exit_on_failure)
-                # A record keyed by its own id (a flow response's message id) goes where the
-                # id's items batch went, when the partition counts agree: no second hash.
-                items_count = await partition_count(app, t.items)
-                same_place = {name for name, n in counts.items() if n == items_count}
             now_ms = int(time.time() * 1000)
             for event in batch:
-                await dedup_record(event.message, now_ms, writer, same_place)
+                await dedup_record(event.message, now_ms, writer)
             # Not awaited here: Faust flushes the producer before it commits these offsets, so
             # the outputs are durable before the inputs are marked done. A flush also returns
             # when a send *failed*, so exit_on_failure ends the worker before that commit.
             await writer.write()
 
-    async def dedup_record(
-        msg: Any, now_ms: int, writer: BatchWriter, same_place: set[str]
-    ) -> None:
+    async def dedup_record(msg: Any, now_ms: int, writer: BatchWriter) -> None:
         try:
             items = unpack(msg.value or b"", dict(msg.headers or ()), msg.key)
         except SchemaError as exc:  # not written by normalize_raw: keep it, never crash on it
@@ -180,9 +173,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         emit = claims.claim(msg.partition, msg.offset, ids, now_ms, window_ms)
         for item, keep in zip(items, emit, strict=True):
             if keep:
-                topic = final[item.kind]
-                known = topic in same_place and item.key == item.dedup_id.encode()
-                await writer.add(topic, item.key, item.value, msg.partition if known else -1)
+                await writer.add(final[item.kind], item.key, item.value)
                 final_out[item.kind].inc()
             else:
                 stats.duplicates.inc()

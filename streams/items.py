@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from aiokafka.partitioner import murmur2
+from murmurhash2 import murmurhash2
 
 from schemas import codec
 from schemas.errors import DecodeError
@@ -25,6 +25,7 @@ from streams.records import Output, kind_of
 # max_request_size); batches are cut well below it.
 MAX_BATCH_BYTES = 512 * 1024
 ITEM_OVERHEAD = 16  # Avro length prefixes and the enum, per item
+KAFKA_SEED = 0x9747B28C
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,9 @@ class Item:
     value: bytes
 
 
-def home(dedup_id: str, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives the key `dedup_id`."""
-    hashed: int = murmur2(dedup_id.encode())
+def home(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives `key`: murmur2, seed 0x9747b28c."""
+    hashed: int = murmurhash2(key, KAFKA_SEED)
     return (hashed & 0x7FFFFFFF) % partitions
 
 
@@ -57,7 +58,7 @@ def pack(
             "value": value,
         }
         size = len(value) + len(out.key) + len(out.dedup_id) + ITEM_OVERHEAD
-        p = home(out.dedup_id, partitions)
+        p = home(out.dedup_id.encode(), partitions)
         items, used = open_.get(p, ([], 0))
         if items and used + size > max_bytes:
             done.append((p, items))

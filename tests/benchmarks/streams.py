@@ -2,7 +2,7 @@
 dedup -> typed topics) from a preloaded raw topic, beside a bare aiokafka loop, in the same run,
 that consumes the same raw records and produces each back unparsed (the floor any stage pays).
 
-    python -m tests.benchmarks.streams [--deliveries 10000] [--runs 3]
+    python -m tests.benchmarks.streams [--deliveries 30000] [--runs 3]
 """
 
 from __future__ import annotations
@@ -32,14 +32,23 @@ from tests.integration.stages import Stage, stage_env
 from tests.integration.test_streams_crash import produce_raw
 
 
-async def end_offsets(bootstrap: str, topics: list[str], partitions: int) -> int:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
-        return sum((await consumer.end_offsets(tps)).values())
-    finally:
-        await consumer.stop()
+class EndOffsets:
+    """Records written to `topics` so far, polled on one open consumer: a consumer started
+    per poll cost the shared cores more than the answer is worth."""
+
+    def __init__(self, bootstrap: str, topics: list[str], partitions: int) -> None:
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        self.tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
+
+    async def __aenter__(self) -> EndOffsets:
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+
+    async def total(self) -> int:
+        return sum((await self.consumer.end_offsets(self.tps)).values())
 
 
 async def bare_loop(settings: Settings, records: int) -> float:
@@ -89,17 +98,18 @@ async def stream_stage(
     worker = Stage("streams", env, log).start()
     assert worker.proc is not None
     try:
-        out = 0
-        while out == 0:
-            await asyncio.sleep(0.05)
-            out = await end_offsets(settings.kafka_bootstrap, typed, n)
-        t0, out0, cpu0 = time.perf_counter(), out, cpu_seconds(worker.proc.pid)
-        spy = profiled(worker.proc.pid, profile) if profile else None
-        while out < items:
-            await asyncio.sleep(0.1)
-            out = await end_offsets(settings.kafka_bootstrap, typed, n)
-        elapsed = time.perf_counter() - t0
-        cpu = cpu_seconds(worker.proc.pid) - cpu0
+        async with EndOffsets(settings.kafka_bootstrap, typed, n) as written:
+            out = 0
+            while out == 0:
+                await asyncio.sleep(0.05)
+                out = await written.total()
+            t0, out0, cpu0 = time.perf_counter(), out, cpu_seconds(worker.proc.pid)
+            spy = profiled(worker.proc.pid, profile) if profile else None
+            while out < items:
+                await asyncio.sleep(0.05)
+                out = await written.total()
+            elapsed = time.perf_counter() - t0
+            cpu = cpu_seconds(worker.proc.pid) - cpu0
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
             spy.wait()
@@ -136,7 +146,7 @@ async def one_run(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--deliveries", type=int, default=10_000)
+    parser.add_argument("--deliveries", type=int, default=30_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", default="tests/benchmarks/results/streams.json")
     parser.add_argument("--profile", default="", help="py-spy collapsed stacks of the last run")

@@ -10,13 +10,20 @@ def output(i: int, kind: str = RESPONSES, size: int = 10) -> tuple[Output, bytes
     return Output(kind, f"waba{i % 3}".encode(), f"wamid.{i}", {}), bytes([i % 256]) * size
 
 
-def test_every_id_lands_where_kafkas_partitioner_puts_its_key() -> None:
+def test_every_key_lands_where_kafkas_partitioner_puts_it() -> None:
     """Claims written before the batched format were placed by the partitioner; they must still
-    be on the partition that looks them up."""
+    be on the partition that looks them up, and a typed record on the partition any other
+    producer of its key (replay) uses."""
     partitioner = DefaultPartitioner()
-    parts = list(range(6))
-    for i in range(200):
-        assert home(f"wamid.{i}", 6) == partitioner(f"wamid.{i}".encode(), parts, parts)
+    for count in (1, 6, 12):
+        parts = list(range(count))
+        keys = [f"wamid.{i}".encode() for i in range(500)] + [
+            b"",
+            "wabá".encode(),
+            bytes(range(97)),
+        ]
+        for key in keys:
+            assert home(key, count) == partitioner(key, parts, parts)
 
 
 def test_pack_then_unpack_gives_every_item_back_on_its_home() -> None:
@@ -24,7 +31,7 @@ def test_pack_then_unpack_gives_every_item_back_on_its_home() -> None:
     found: list[Item] = []
     for partition, value in pack(outputs, 4):
         items = unpack(value, {}, None)
-        assert {home(item.dedup_id, 4) for item in items} == {partition}
+        assert {home(item.dedup_id.encode(), 4) for item in items} == {partition}
         found += items
     assert sorted(found, key=lambda i: i.dedup_id) == sorted(
         (Item(o.dedup_id, o.kind, o.key, v) for o, v in outputs), key=lambda i: i.dedup_id

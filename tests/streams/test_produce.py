@@ -1,10 +1,9 @@
 import asyncio
 from typing import Any
 
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from streams.produce import BatchWriter, Placement
+from streams.produce import BatchWriter
 
 
 class FakeProducer:
@@ -23,14 +22,6 @@ class FakeProducer:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
-
-
-def test_a_key_goes_where_kafkas_default_partitioner_sends_it() -> None:
-    place, partitioner = Placement(12), DefaultPartitioner()
-    parts = list(range(12))
-    for key in [b"waba-%d" % i for i in range(300)] + [b"", "wabá".encode()]:
-        assert place(key) == partitioner(key, parts, parts)
-        assert place(key) == partitioner(key, parts, parts)  # remembered, same answer
 
 
 async def test_records_leave_in_full_batches_per_partition_and_none_is_left_behind() -> None:

@@ -47,13 +47,24 @@ class SinkLoop:
         self.stopping = asyncio.Event()
 
     async def run(self) -> None:
+        """Collect the next batch while the last one is cut, written and committed: the
+        insert runs in the engine's thread, so fetching from Kafka no longer waits for it.
+        One write at a time, in order, so commits stay in offset order."""
         await self.consumer.start()
+        writing: asyncio.Task[None] | None = None
         try:
             while not self.stopping.is_set():
                 records = await self._collect()
-                if records:
-                    await self._flush(records)
+                if writing is not None:
+                    await writing
+                    writing = None
+                if records and not self.stopping.is_set():
+                    writing = asyncio.create_task(self._flush(records))
+            if writing is not None:
+                await writing
         finally:
+            if writing is not None and not writing.done():
+                writing.cancel()  # an error left the loop; nothing after it is committed
             await self.consumer.stop()
 
     async def _collect(self) -> list[Consumed]:

@@ -8,11 +8,20 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from murmurhash2 import murmurhash2
 
 from infra.errors import BrokerError
 from infra.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
+KAFKA_SEED = 0x9747B28C
+
+
+def partition_for(key: bytes, count: int) -> int:
+    """The partition Kafka's default partitioner gives `key` (murmur2), for the writers that
+    place records themselves: it keeps each key where any other producer would put it."""
+    hashed: int = murmurhash2(key, KAFKA_SEED)
+    return (hashed & 0x7FFFFFFF) % count
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from murmurhash2 import murmurhash2
-
+from infra.topics import partition_for
 from schemas import codec
 from schemas.errors import DecodeError
 from streams.records import Output, kind_of
@@ -25,7 +24,6 @@ from streams.records import Output, kind_of
 # max_request_size); batches are cut well below it.
 MAX_BATCH_BYTES = 512 * 1024
 ITEM_OVERHEAD = 16  # Avro length prefixes and the enum, per item
-KAFKA_SEED = 0x9747B28C
 
 
 @dataclass(frozen=True)
@@ -36,12 +34,6 @@ class Item:
     kind: str
     key: bytes
     value: bytes
-
-
-def home(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives `key`: murmur2, seed 0x9747b28c."""
-    hashed: int = murmurhash2(key, KAFKA_SEED)
-    return (hashed & 0x7FFFFFFF) % partitions
 
 
 def pack(
@@ -58,7 +50,7 @@ def pack(
             "value": value,
         }
         size = len(value) + len(out.key) + len(out.dedup_id) + ITEM_OVERHEAD
-        p = home(out.dedup_id.encode(), partitions)
+        p = partition_for(out.dedup_id.encode(), partitions)
         items, used = open_.get(p, ([], 0))
         if items and used + size > max_bytes:
             done.append((p, items))

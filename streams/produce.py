@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from streams.items import home
+from infra.topics import partition_for
 
 
 class BatchWriter:
@@ -34,7 +34,7 @@ class BatchWriter:
         self.open: dict[tuple[str, int], Any] = {}
 
     async def add(self, topic: str, key: bytes, value: bytes) -> None:
-        partition = home(key, self.counts[topic])
+        partition = partition_for(key, self.counts[topic])
         builder = self.open.get((topic, partition))
         if builder is None:
             builder = self.open[(topic, partition)] = self.producer.create_batch()

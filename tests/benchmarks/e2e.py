@@ -11,7 +11,7 @@ the lag left at the end of the step is at most one second of its items. Then: th
 sustainable rate, a step at half of it, a py-spy profile of every stage at the highest one, and
 a memory run at half of it.
 
-    python -m tests.benchmarks.e2e [--rates 100,200,300,400,500,650,800,1000]
+    python -m tests.benchmarks.e2e [--rates 200,400,600,800,1000,1250,1500,2000]
         [--seconds 20] [--runs 3]
         [--memory-minutes 10] [--out tests/benchmarks/results]
 """
@@ -260,7 +260,7 @@ def report(out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rates", default="100,200,300,400,500,650,800,1000")
+    parser.add_argument("--rates", default="200,400,600,800,1000,1250,1500,2000")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--memory-minutes", type=float, default=10)

@@ -1,29 +1,13 @@
 import pytest
-from aiokafka.partitioner import DefaultPartitioner
 
+from infra.topics import partition_for as home
 from schemas.errors import DecodeError
-from streams.items import Item, home, pack, unpack
+from streams.items import Item, pack, unpack
 from streams.records import EVENTS, RESPONSES, Output
 
 
 def output(i: int, kind: str = RESPONSES, size: int = 10) -> tuple[Output, bytes]:
     return Output(kind, f"waba{i % 3}".encode(), f"wamid.{i}", {}), bytes([i % 256]) * size
-
-
-def test_every_key_lands_where_kafkas_partitioner_puts_it() -> None:
-    """Claims written before the batched format were placed by the partitioner; they must still
-    be on the partition that looks them up, and a typed record on the partition any other
-    producer of its key (replay) uses."""
-    partitioner = DefaultPartitioner()
-    for count in (1, 6, 12):
-        parts = list(range(count))
-        keys = [f"wamid.{i}".encode() for i in range(500)] + [
-            b"",
-            "wabá".encode(),
-            bytes(range(97)),
-        ]
-        for key in keys:
-            assert home(key, count) == partitioner(key, parts, parts)
 
 
 def test_pack_then_unpack_gives_every_item_back_on_its_home() -> None:

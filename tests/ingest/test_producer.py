@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from ingest import producer as module
 from ingest.errors import BrokerUnavailableError
@@ -16,11 +17,14 @@ RECORD = RawRecord(b"{}", b"k", ())
 
 
 class FakeProducer:
+    """aiokafka's producer as the writer uses it: batches in, one acknowledgement per batch."""
+
     made: ClassVar[list[FakeProducer]] = []
 
     def __init__(self, **config: Any) -> None:
         self.stuck = not FakeProducer.made  # the first one never gets an acknowledgement
         self.stopped = False
+        self.batches: list[tuple[int, int]] = []  # (partition, records)
         FakeProducer.made.append(self)
 
     async def start(self) -> None:
@@ -29,7 +33,14 @@ class FakeProducer:
     async def stop(self) -> None:
         self.stopped = True
 
-    async def send(self, *args: Any, **kwargs: Any) -> asyncio.Future[None]:
+    async def partitions_for(self, topic: str) -> set[int]:
+        return {0, 1, 2}
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(16 * 1024, 0, is_transactional=False)
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> Any:
+        self.batches.append((partition, batch.record_count()))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.stuck:
             done.set_exception(KafkaTimeoutError())
@@ -54,3 +65,31 @@ async def test_a_stuck_producer_is_replaced(monkeypatch: pytest.MonkeyPatch) -> 
     await writer.write(RECORD)  # the new producer takes it
     assert writer.resets == 1
     assert len(FakeProducer.made) == 2 and FakeProducer.made[0].stopped
+
+
+async def test_concurrent_requests_share_batches_and_each_hears_its_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    FakeProducer.made.clear()
+    FakeProducer.made.append(FakeProducer())  # taken as the stuck one; the writer's works
+    monkeypatch.setattr(module, "AIOKafkaProducer", FakeProducer)
+    writer = KafkaRawWriter("x:1", "raw", 1)
+    await writer.start()
+    records = [RawRecord(b"x" * 500, b"waba-%d" % (i % 5), ()) for i in range(300)]
+    await asyncio.gather(*(writer.write(r) for r in records))
+    sent = FakeProducer.made[-1].batches
+    assert sum(n for _, n in sent) == 300
+    assert len(sent) < 30  # group-committed, not one request per record
+    await writer.stop()
+
+
+async def test_a_failed_batch_fails_every_request_in_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 200 only after the broker acknowledged: a refused batch is a 503 for all its requests."""
+    FakeProducer.made.clear()
+    monkeypatch.setattr(module, "AIOKafkaProducer", FakeProducer)  # the first one is stuck
+    writer = KafkaRawWriter("x:1", "raw", 1)
+    await writer.start()
+    outcomes = await asyncio.gather(
+        *(writer.write(RawRecord(b"{}", b"k", ())) for _ in range(20)), return_exceptions=True
+    )
+    assert all(isinstance(o, BrokerUnavailableError) for o in outcomes)

@@ -40,6 +40,9 @@ class FakeProducer:
         return BatchBuilder(16 * 1024, 0, is_transactional=False)
 
     async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> Any:
+        # aiokafka fixes a batch's idempotence sequence when it drains it: a record appended
+        # after hand-over broke the sequence (OutOfOrderSequenceNumber from the broker).
+        assert batch.closed(), "a batch must be closed before it is handed to the producer"
         self.batches.append((partition, batch.record_count()))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.stuck:

@@ -127,6 +127,11 @@ def start_node(node: Node, lib: Path, voters: str, cluster_id: str, count: int) 
         f"-Xms{HEAP}",
         f"-Xmx{HEAP}",
         "-XX:+UseG1GC",
+        # Kafka's own start script's GC flags: G1's default pause goal is 200 ms, and a pause
+        # holds every acks=all answer waiting behind it.
+        "-XX:MaxGCPauseMillis=20",
+        "-XX:InitiatingHeapOccupancyPercent=35",
+        "-XX:+ExplicitGCInvokesConcurrent",
         f"-Dlog4j2.configurationFile={node.home / 'log4j2.properties'}",
         "-cp",
         classpath,

@@ -232,7 +232,9 @@ TABLES: dict[str, Table] = {
 
 def to_row(schema: str, record: dict[str, Any]) -> tuple[Table, str, list[Any]]:
     """(table, id, row) for one decoded record; RowError when it does not fit."""
-    table = TABLES[schema]
+    table = TABLES.get(schema)
+    if table is None:  # a schema waflow knows but never loads (the internal ItemBatch)
+        raise RowError("unexpected_schema", f"a {schema} record has no table")
     try:
         return table, record[table.id_column], table.row(record)
     except (KeyError, TypeError) as exc:

@@ -43,3 +43,11 @@ def test_undecodable_and_out_of_range_become_dead_letters(payloads: dict[str, by
     assert batch.table == "dead_letters"
     assert result.dead_reasons == {"undecodable": 1, "out_of_range": 1}
     assert [row[2] for _, row in batch.rows] == ["undecodable", "out_of_range"]
+
+
+def test_an_internal_record_on_a_typed_topic_is_a_dead_letter_not_a_crash() -> None:
+    """Regression: the codec learned the internal ItemBatch schema, which has no table; the
+    sink looked its table up outside its error handling and would have crashed on one."""
+    misrouted = codec().encode("ItemBatch", {"items": []})
+    result = cut([Consumed("t", 0, 1, misrouted)], NOW)
+    assert result.dead_reasons == {"unexpected_schema": 1}

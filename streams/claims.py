@@ -14,14 +14,63 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import rocksdict
-from faust.stores.rocksdb import Store
+from faust.stores.rocksdb import RocksDBOptions, Store
 from faust.tables.table import Table
 from faust.types import TP, EventT
 
 from streams.dedup import batch_record, claim_all, claim_value, entries, key_of
 
+# One memory budget for the whole store, whatever the number of partitions: Faust opens each
+# partition with its own block cache and memtables, and keeps index and filter blocks outside
+# any cache. At 4,500 items/s that let the worker's RSS climb 32 % in 10 minutes (244 to 322
+# MB) as per-partition caches filled. Claims are looked up mostly as "absent": 10 bloom bits a
+# key (1 % false positives; Faust's default of 3 gives about 15 %) spares the cache most reads.
+CACHE_BYTES = 16 * 1024**2  # data, index and filter blocks of every partition
+MEMTABLE_BYTES = 16 * 1024**2  # memtables of every partition
+BLOOM_BITS_PER_KEY = 10
+
+
+class BoundedOptions(RocksDBOptions):
+    """Faust's rocksdict options with one shared cache and one shared memtable budget."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.cache = rocksdict.Cache(CACHE_BYTES)
+        self.memtables = rocksdict.WriteBufferManager(MEMTABLE_BYTES, False)
+
+    def as_options(self) -> Any:
+        options = rocksdict.Options(raw_mode=True)
+        options.create_if_missing(True)
+        if self.max_open_files is not None:
+            options.set_max_open_files(self.max_open_files)
+        options.set_write_buffer_size(self.write_buffer_size)
+        options.set_max_write_buffer_number(self.max_write_buffer_number)
+        options.set_target_file_size_base(self.target_file_size_base)
+        options.set_write_buffer_manager(self.memtables)
+        table = rocksdict.BlockBasedOptions()
+        table.set_bloom_filter(BLOOM_BITS_PER_KEY, True)
+        table.set_block_cache(self.cache)
+        table.set_cache_index_and_filter_blocks(True)
+        table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+        table.set_index_type(rocksdict.BlockBasedIndexType.binary_search())
+        options.set_block_based_table_factory(table)
+        return options
+
 
 class ClaimStore(Store):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Same settings as Faust parsed them (TTL, buffer sizes), under the shared budget.
+        base = self.rocksdb_options
+        self.rocksdb_options = BoundedOptions(
+            max_open_files=base.max_open_files,
+            write_buffer_size=base.write_buffer_size,
+            max_write_buffer_number=base.max_write_buffer_number,
+            target_file_size_base=base.target_file_size_base,
+            use_rocksdict=True,
+            ttl=base.ttl,
+        )
+
     def claim(
         self, partition: int, ids: Sequence[str], offset: int, now_ms: int, window_ms: int
     ) -> list[bool]:

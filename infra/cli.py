@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import httpx
 from infra import broker
 from infra.errors import InfraError
 from infra.logs import configure
+from infra.malloc import bound_fragmentation
 from infra.settings import Settings
 
 STAGES = ("ingest", "streams", "sink")
@@ -140,6 +142,7 @@ def _ensure_local_broker(settings: Settings) -> bool:
 
 def cmd_stage(settings: Settings, args: argparse.Namespace) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    bound_fragmentation(os.environ)  # before any stage starts a thread (infra/malloc.py)
     if args.command == "ingest":
         from ingest.server import serve
 

@@ -80,6 +80,7 @@ class Settings:
     replication_factor: int = 1
     raw_retention_days: int = 14
     dedup_window_days: int = 7
+    claims_cache_mb: int = 16
     sink_batch_rows: int = 50_000
     sink_batch_seconds: float = 1.0
     log_level: str = "INFO"
@@ -115,6 +116,7 @@ class Settings:
             replication_factor=_int(env, "WAFLOW_REPLICATION_FACTOR", 1),
             raw_retention_days=_int(env, "WAFLOW_RAW_RETENTION_DAYS", 14),
             dedup_window_days=_int(env, "WAFLOW_DEDUP_WINDOW_DAYS", 7),
+            claims_cache_mb=_int(env, "WAFLOW_CLAIMS_CACHE_MB", 16),
             sink_batch_rows=_int(env, "WAFLOW_SINK_BATCH_ROWS", 50_000),
             sink_batch_seconds=_float(env, "WAFLOW_SINK_BATCH_SECONDS", 1.0),
             log_level=env.get("WAFLOW_LOG_LEVEL", "INFO").upper(),
@@ -164,6 +166,8 @@ class Settings:
         ):
             if not 0 < port < 65536:
                 raise SettingsError(f"WAFLOW_{name}_PORT={port} is not a TCP port (1-65535)")
+        if self.claims_cache_mb < 1:
+            raise SettingsError("WAFLOW_CLAIMS_CACHE_MB must be at least 1 (default 16)")
         if self.max_body_bytes < 1024:
             raise SettingsError("WAFLOW_MAX_BODY_BYTES must be at least 1024 (default 4194304)")
         if self.produce_timeout_s <= 0:

@@ -34,8 +34,8 @@ from streams.records import DLQ, Output, RawMeta
 
 log = logging.getLogger("waflow.streams")
 # Faust's RocksDB defaults are per partition: 3 x 64 MB memtables and a 2 GB block cache.
-# Memtables of 4 MB; streams/claims.py puts every partition under one 16 MB cache and one
-# 16 MB memtable budget.
+# Memtables of 4 MB; streams/claims.py puts every partition under one cache
+# (WAFLOW_CLAIMS_CACHE_MB) and one 16 MB memtable budget.
 ROCKSDB_MEMORY = {"write_buffer_size": 4 * 1024**2, "max_write_buffer_number": 2}
 
 
@@ -88,7 +88,12 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         key_type=str,
         value_type=str,
         partitions=settings.raw_partitions,
-        options={"driver": "rocksdict", "ttl": window_ms // 1000, **ROCKSDB_MEMORY},
+        options={
+            "driver": "rocksdict",
+            "ttl": window_ms // 1000,
+            "cache_bytes": settings.claims_cache_mb * 1024**2,
+            **ROCKSDB_MEMORY,
+        },
         changelog_topic=app.topic(
             t.claims_changelog,
             partitions=settings.raw_partitions,

@@ -20,12 +20,12 @@ from faust.types import TP, EventT
 
 from streams.dedup import batch_record, claim_all, claim_value, entries, key_of
 
-# One memory budget for the whole store, whatever the number of partitions: Faust opens each
+# One memory budget for the whole store, whatever the number of partitions (the cache is
+# WAFLOW_CLAIMS_CACHE_MB, handed down in the table's options): Faust opens each
 # partition with its own block cache and memtables, and keeps index and filter blocks outside
 # any cache. At 4,500 items/s that let the worker's RSS climb 32 % in 10 minutes (244 to 322
 # MB) as per-partition caches filled. Claims are looked up mostly as "absent": 10 bloom bits a
 # key (1 % false positives; Faust's default of 3 gives about 15 %) spares the cache most reads.
-CACHE_BYTES = 16 * 1024**2  # data, index and filter blocks of every partition
 MEMTABLE_BYTES = 16 * 1024**2  # memtables of every partition
 BLOOM_BITS_PER_KEY = 10
 
@@ -33,9 +33,9 @@ BLOOM_BITS_PER_KEY = 10
 class BoundedOptions(RocksDBOptions):
     """Faust's rocksdict options with one shared cache and one shared memtable budget."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, cache_bytes: int, **options: Any) -> None:
         super().__init__(**options)
-        self.cache = rocksdict.Cache(CACHE_BYTES)
+        self.cache = rocksdict.Cache(cache_bytes)  # data, index and filter blocks, all partitions
         self.memtables = rocksdict.WriteBufferManager(MEMTABLE_BYTES, False)
 
     def as_options(self) -> Any:
@@ -63,6 +63,7 @@ class ClaimStore(Store):
         # Same settings as Faust parsed them (TTL, buffer sizes), under the shared budget.
         base = self.rocksdb_options
         self.rocksdb_options = BoundedOptions(
+            cache_bytes=base.extra_options["cache_bytes"],
             max_open_files=base.max_open_files,
             write_buffer_size=base.write_buffer_size,
             max_write_buffer_number=base.max_write_buffer_number,

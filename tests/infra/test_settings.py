@@ -25,6 +25,7 @@ def test_secret_never_in_repr() -> None:
         ({"WAFLOW_CLICKHOUSE_URL": "mysql://x"}, "chdb:///absolute/path"),
         ({"WAFLOW_APP_SECRETS": "a=x,a=y"}, "label twice"),
         ({"WAFLOW_PRODUCE_TIMEOUT_S": "0"}, "WAFLOW_PRODUCE_TIMEOUT_S"),
+        ({"WAFLOW_CLAIMS_CACHE_MB": "0"}, "WAFLOW_CLAIMS_CACHE_MB must be at least 1"),
         ({"WAFLOW_TOPIC_PREFIX": "a b"}, "WAFLOW_TOPIC_PREFIX"),
         ({"WAFLOW_STREAMS_GUARANTEE": "maybe"}, "at_least_once"),
         ({"WAFLOW_STREAMS_VERIFY": "sure"}, "not a boolean"),

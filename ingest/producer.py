@@ -32,7 +32,7 @@ class RawWriter(Protocol):
         """Return only once the record is durable; raise BrokerUnavailableError otherwise."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Open:
     """A batch still taking records, and the answer every request in it waits for."""
 

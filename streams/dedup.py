@@ -31,8 +31,12 @@ def key_of(dedup_id: str) -> bytes:
     return orjson.dumps(dedup_id)
 
 
+def _claim(offset: int, now_ms: int) -> str:
+    return f"{now_ms}:{offset}"
+
+
 def claim_value(offset: int, now_ms: int) -> bytes:
-    return orjson.dumps(f"{now_ms}:{offset}")
+    return orjson.dumps(_claim(offset, now_ms))
 
 
 def wins(held: bytes | None, offset: int, now_ms: int, window_ms: int) -> bool:
@@ -66,7 +70,7 @@ def batch_record(
     """The changelog record (key, value) for the claims one items record won. The key is
     unique per items record, so compaction keeps every batch until retention expires it."""
     key = BATCH_PREFIX + f"{partition}/{offset}".encode()
-    return key, orjson.dumps({"claim": f"{now_ms}:{offset}", "ids": list(ids)})
+    return key, orjson.dumps({"claim": _claim(offset, now_ms), "ids": list(ids)})
 
 
 def entries(key: bytes | None, value: bytes | None) -> Iterator[tuple[bytes, bytes | None]]:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
+from infra.settings import Settings
+from infra.topics import ensure_topics
 from schemas import codec
 from tests.conftest import SECRETS
 
@@ -44,6 +46,17 @@ def stage_env(bootstrap: str, data: Path, **extra: str) -> dict[str, str]:
         "WAFLOW_LOG_LEVEL": "WARNING",
         **extra,
     }
+
+
+async def stream_stack(
+    bootstrap: str, data: Path, **extra: str
+) -> tuple[dict[str, str], Settings, list[str]]:
+    """An isolated stack's env and settings with its topics created, and its typed topics."""
+    env = stage_env(bootstrap, data, **extra)
+    settings = Settings.from_env(env)
+    await ensure_topics(settings)
+    t = settings.topics
+    return env, settings, [t.responses, t.events, t.other]
 
 
 class Stage:

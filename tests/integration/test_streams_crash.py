@@ -18,11 +18,10 @@ import httpx
 
 from infra.loadgen import Generator
 from infra.settings import Settings
-from infra.topics import ensure_topics
 from ingest.producer import KafkaRawWriter, RawRecord
 from streams.normalize import normalize
 from streams.records import RawMeta
-from tests.integration.stages import Stage, read_typed, stage_env
+from tests.integration.stages import Stage, read_typed, stream_stack
 
 GUARANTEE = os.environ.get("WAFLOW_TEST_GUARANTEE", "at_least_once")
 
@@ -72,15 +71,13 @@ def expected_outputs(bodies: list[bytes]) -> dict[str, bytes]:
 
 
 async def test_worker_killed_hard_loses_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
-    env = stage_env(kafka_bootstrap, tmp_path, WAFLOW_STREAMS_GUARANTEE=GUARANTEE)
-    settings = Settings.from_env(env)
-    await ensure_topics(settings)
+    env, settings, typed_topics = await stream_stack(
+        kafka_bootstrap, tmp_path, WAFLOW_STREAMS_GUARANTEE=GUARANTEE
+    )
     gen = Generator(seed=11, wabas=40, run=uuid.uuid4().hex[:6])
     now = int(time.time())
     bodies = [gen.delivery(now, max_items=40).body for _ in range(3000)]
     expected = expected_outputs(bodies)
-    t = settings.topics
-    typed_topics = [t.responses, t.events, t.other]
 
     worker = Stage("streams", env, tmp_path / "streams.log").start()
     try:

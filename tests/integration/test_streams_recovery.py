@@ -9,20 +9,14 @@ import uuid
 from pathlib import Path
 
 from infra.loadgen import Generator
-from infra.settings import Settings
-from infra.topics import ensure_topics
-from tests.integration.stages import Stage, read_typed, stage_env
+from tests.integration.stages import Stage, read_typed, stream_stack
 from tests.integration.test_streams_crash import expected_outputs, produce_raw
 
 
 async def test_a_new_disk_restores_claims_and_drops_redeliveries(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    env = stage_env(kafka_bootstrap, tmp_path)
-    settings = Settings.from_env(env)
-    await ensure_topics(settings)
-    t = settings.topics
-    typed_topics = [t.responses, t.events, t.other]
+    env, settings, typed_topics = await stream_stack(kafka_bootstrap, tmp_path)
     gen = Generator(seed=31, wabas=30, run=uuid.uuid4().hex[:6])
     first = [gen.delivery(int(time.time()), max_items=20).body for _ in range(300)]
     later = [gen.delivery(int(time.time()), max_items=20).body for _ in range(50)]

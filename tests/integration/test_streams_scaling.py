@@ -15,9 +15,8 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from infra.loadgen import Generator
 from infra.settings import Settings
-from infra.topics import ensure_topics
 from streams.dedup import entries
-from tests.integration.stages import Stage, free_port, read_typed, stage_env
+from tests.integration.stages import Stage, free_port, read_typed, stream_stack
 from tests.integration.test_streams_crash import expected_outputs, produce_raw
 
 
@@ -71,11 +70,8 @@ async def claims_beside_their_items(settings: Settings, expected: int) -> None:
 async def test_two_workers_split_partitions_and_restart_resumes(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    env = stage_env(kafka_bootstrap, tmp_path)
-    settings = Settings.from_env(env)
-    await ensure_topics(settings)
+    env, settings, typed_topics = await stream_stack(kafka_bootstrap, tmp_path)
     t = settings.topics
-    typed_topics = [t.responses, t.events, t.other]
     env_b = {**env, "WAFLOW_STREAMS_PORT": str(free_port()), "WAFLOW_DATA_DIR": str(tmp_path / "b")}
     a = Stage("streams", env, tmp_path / "a.log").start()
     b = Stage("streams", env_b, tmp_path / "b.log").start()

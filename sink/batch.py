@@ -6,21 +6,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from schemas import codec
 from schemas.errors import DecodeError
+from sink import avro
 from sink.errors import RowError
 from sink.rows import TABLES, dedup_in_order, sink_dead_letter, to_row
-from sink.writer import Batch
+from sink.writer import AvroRows, Batch, Consumed
 
-
-@dataclass(frozen=True)
-class Consumed:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
+__all__ = ["Consumed", "Cut", "cut"]
 
 
 @dataclass
@@ -29,14 +25,37 @@ class Cut:
     dead_reasons: dict[str, int] = field(default_factory=dict)
 
 
-def cut(records: Sequence[Consumed], now: datetime) -> Cut:
-    """Group by table; the token names every (topic, partition, first-last offset) range."""
-    rows: dict[str, list[tuple[str, list[Any]]]] = defaultdict(list)
-    ranges: dict[str, dict[tuple[str, int], list[int]]] = defaultdict(dict)
+@cache
+def _loadable() -> dict[bytes, str]:
+    """Single-object prefix (marker and fingerprint) of each current schema that has a table."""
+    return {codec().headers[name]: name for name in TABLES}
+
+
+def _token(records: Sequence[Consumed], kind: str = "") -> str:
+    """Names every (topic, partition, first-last offset) range: stable when re-read."""
+    spans: dict[tuple[str, int], list[int]] = {}
+    for rec in records:
+        span = spans.setdefault((rec.topic, rec.partition), [rec.offset, rec.offset])
+        span[0], span[1] = min(span[0], rec.offset), max(span[1], rec.offset)
+    token = ";".join(f"{t}:{p}:{a}-{b}" for (t, p), (a, b) in sorted(spans.items()))
+    return f"{kind}{token}"
+
+
+def cut(records: Sequence[Consumed], now: datetime, in_engine: bool = False) -> Cut:
+    """Group by table. With `in_engine`, records of a current schema stay Avro for the engine
+    to decode; the rest (older writers, strangers) are decoded here."""
     out = Cut()
+    loadable = _loadable() if in_engine else {}
+    engine: dict[str, list[Consumed]] = defaultdict(list)
+    python: dict[str, list[Consumed]] = defaultdict(list)
+    rows: dict[str, list[tuple[str, list[Any]]]] = defaultdict(list)
     dead = TABLES["DeadLetter"]
     decode = codec().decode
     for rec in records:
+        name = loadable.get(rec.value[:10])
+        if name is not None:
+            engine[name].append(rec)
+            continue
         try:
             schema, record = decode(rec.value)
             table, key, row = to_row(schema, record)
@@ -48,11 +67,23 @@ def cut(records: Sequence[Consumed], now: datetime) -> Cut:
             table, key = dead, row[0]
             out.dead_reasons[reason] = out.dead_reasons.get(reason, 0) + 1
         rows[table.name].append((key, row))
-        span = ranges[table.name].setdefault((rec.topic, rec.partition), [rec.offset, rec.offset])
-        span[0], span[1] = min(span[0], rec.offset), max(span[1], rec.offset)
+        python[table.name].append(rec)
+    for name, group in engine.items():
+        table = TABLES[name]
+        bodies = avro.container(name, [rec.value[10:] for rec in group])
+        out.batches.append(
+            Batch(
+                table.name,
+                table.id_column,
+                table.columns,
+                (),
+                _token(group, "avro:"),
+                table.time_column,
+                avro=AvroRows(name, bodies, group),
+            )
+        )
     by_name = {t.name: t for t in TABLES.values()}
     for name, table_rows in rows.items():
-        token = ";".join(f"{t}:{p}:{a}-{b}" for (t, p), (a, b) in sorted(ranges[name].items()))
         table = by_name[name]
         rows_once = dedup_in_order(table_rows)
         window: tuple[datetime, datetime] | None = None
@@ -60,6 +91,7 @@ def cut(records: Sequence[Consumed], now: datetime) -> Cut:
             at = table.columns.index(table.time_column)
             times = [row[at] for _, row in rows_once]
             window = (min(times), max(times))
+        token = _token(python[name])
         out.batches.append(
             Batch(name, table.id_column, table.columns, rows_once, token, table.time_column, window)
         )

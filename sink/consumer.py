@@ -12,9 +12,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from infra.settings import Settings
 from sink.batch import Consumed, cut
 from sink.breaker import Breaker
-from sink.errors import WriteError
+from sink.errors import EngineRefused, WriteError
 from sink.metrics import SinkMetrics
-from sink.writer import BatchWriter
+from sink.writer import Batch, BatchWriter
 
 log = logging.getLogger("waflow.sink")
 
@@ -26,6 +26,7 @@ class SinkLoop:
         writer: BatchWriter,
         metrics: SinkMetrics,
         breaker: Breaker | None = None,
+        in_engine: bool = False,
     ) -> None:
         t = settings.topics
         self.topics = (t.responses, t.events, t.other, t.dlq)
@@ -44,6 +45,8 @@ class SinkLoop:
             isolation_level="read_committed",
         )
         self.breaker = breaker or Breaker()
+        # Hand the writer Avro rows to decode in the engine (it must be able to).
+        self.in_engine = in_engine
         self.stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -83,51 +86,77 @@ class SinkLoop:
         return out
 
     async def _flush(self, records: list[Consumed]) -> None:
-        batches = cut(records, datetime.now(UTC))
-        for reason, count in batches.dead_reasons.items():
-            self.metrics.dead_letters.labels(reason).inc(count)
+        now = datetime.now(UTC)
+        batches = cut(records, now, in_engine=self.in_engine)
+        self._count_dead(batches.dead_reasons)
         for batch in batches.batches:
-            while True:  # never skip a batch: the partition waits, the breaker paces retries
-                started = time.perf_counter()
-                try:
-                    inserted = await self.writer.write(batch)
-                    break
-                except WriteError as exc:
-                    pause = self.breaker.failed()
-                    self.metrics.write_failures.inc()
-                    self.metrics.circuit_open.set(1)
-                    log.warning(
-                        "insert failed, retrying",
-                        extra={
-                            "table": batch.table,
-                            "rows": len(batch.rows),
-                            "error": str(exc)[:300],
-                            "retry_in_s": round(pause, 2),
-                        },
-                    )
-                    if await self._stopped_within(pause):
-                        return  # nothing committed: the next start re-reads these records
-            self.breaker.succeeded()
-            self.metrics.circuit_open.set(0)
-            self.metrics.insert_seconds.observe(time.perf_counter() - started)
-            self.metrics.batch_rows.observe(len(batch.rows))
-            self.metrics.rows.labels(batch.table).inc(inserted)
-            self.metrics.skipped.labels(batch.table).inc(len(batch.rows) - inserted)
-            log.info(
-                "batch written",
-                extra={
-                    "table": batch.table,
-                    "rows": len(batch.rows),
-                    "inserted": inserted,
-                    "token": batch.token,
-                },
-            )
+            try:
+                written = await self._write(batch)
+            except EngineRefused as exc:
+                assert batch.avro is not None
+                self.metrics.engine_refused.inc()
+                log.warning(
+                    "engine refused a batch, decoding it in Python",
+                    extra={"table": batch.table, "rows": batch.size, "error": str(exc)[:300]},
+                )
+                slow = cut(batch.avro.records, now)
+                self._count_dead(slow.dead_reasons)
+                for one in slow.batches:
+                    written = await self._write(one)
+                    if not written:
+                        break
+            if not written:
+                return  # stopped while retrying: nothing committed, the next start re-reads
         commits: dict[TopicPartition, int] = {}
         for rec in records:
             tp = TopicPartition(rec.topic, rec.partition)
             commits[tp] = max(commits.get(tp, 0), rec.offset + 1)
         await self.consumer.commit(commits)
         await self._record_lag()
+
+    def _count_dead(self, reasons: dict[str, int]) -> None:
+        for reason, count in reasons.items():
+            self.metrics.dead_letters.labels(reason).inc(count)
+
+    async def _write(self, batch: Batch) -> bool:
+        """Never skip a batch: the partition waits while the breaker paces retries. False when
+        told to stop before the batch was written."""
+        while True:
+            started = time.perf_counter()
+            try:
+                inserted = await self.writer.write(batch)
+                break
+            except WriteError as exc:
+                pause = self.breaker.failed()
+                self.metrics.write_failures.inc()
+                self.metrics.circuit_open.set(1)
+                log.warning(
+                    "insert failed, retrying",
+                    extra={
+                        "table": batch.table,
+                        "rows": batch.size,
+                        "error": str(exc)[:300],
+                        "retry_in_s": round(pause, 2),
+                    },
+                )
+                if await self._stopped_within(pause):
+                    return False
+        self.breaker.succeeded()
+        self.metrics.circuit_open.set(0)
+        self.metrics.insert_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_rows.observe(batch.size)
+        self.metrics.rows.labels(batch.table).inc(inserted)
+        self.metrics.skipped.labels(batch.table).inc(batch.size - inserted)
+        log.info(
+            "batch written",
+            extra={
+                "table": batch.table,
+                "rows": batch.size,
+                "inserted": inserted,
+                "token": batch.token,
+            },
+        )
+        return True
 
     async def _stopped_within(self, seconds: float) -> bool:
         try:

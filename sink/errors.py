@@ -15,3 +15,8 @@ class RowError(SinkError):
 
 class WriteError(SinkError):
     """ClickHouse did not take a batch (down, TOO_MANY_PARTS, ...): retry, never skip."""
+
+
+class EngineRefused(SinkError):
+    """The engine did not load a batch of Avro rows (a row failed a check, a body did not
+    decode, or the engine failed): the sink decodes that batch in Python instead."""

@@ -33,6 +33,11 @@ class SinkMetrics:
         self.write_failures = Counter(
             "waflow_sink_write_failures", "Failed batch writes", registry=r
         )
+        self.engine_refused = Counter(
+            "waflow_sink_engine_refused",
+            "Avro batches the engine did not load, then decoded in Python",
+            registry=r,
+        )
         self.circuit_open = Gauge(
             "waflow_sink_circuit_open", "1 while ClickHouse writes are failing", registry=r
         )

@@ -10,8 +10,8 @@ from typing import Any
 from sink.errors import RowError
 
 # DateTime64 holds 1900-01-01 .. 2299-12-31; anything outside is drift, not data.
-_MIN = datetime(1900, 1, 2, tzinfo=UTC)
-_MAX = datetime(2299, 12, 30, tzinfo=UTC)
+TIME_MIN = datetime(1900, 1, 2, tzinfo=UTC)
+TIME_MAX = datetime(2299, 12, 30, tzinfo=UTC)
 _UINT32 = 2**32
 
 
@@ -28,7 +28,7 @@ class Table:
 
 
 def _time(value: Any) -> datetime:
-    if not isinstance(value, datetime) or not _MIN <= value <= _MAX:
+    if not isinstance(value, datetime) or not TIME_MIN <= value <= TIME_MAX:
         raise RowError("out_of_range", f"timestamp {value!r} is outside DateTime64's range")
     return value
 
@@ -37,8 +37,12 @@ def _opt_time(value: Any) -> datetime | None:
     return None if value is None else _time(value)
 
 
+# Lineage positions the tables keep unsigned.
+COUNTERS = ("raw_partition", "raw_offset", "entry_index", "change_index")
+
+
 def _lineage(lin: dict[str, Any]) -> list[Any]:
-    for key in ("raw_partition", "raw_offset", "entry_index", "change_index"):
+    for key in COUNTERS:
         if lin[key] < 0:
             raise RowError("out_of_range", f"lineage {key}={lin[key]} is negative")
     if lin["raw_partition"] >= _UINT32:

@@ -86,11 +86,11 @@ class QuietServer(uvicorn.Server):
 async def run(settings: Settings) -> None:
     where = target(settings.clickhouse_url)
     cluster = settings.clickhouse_cluster
-    engine = Engine(connect(settings.clickhouse_url), where.database, cluster)
+    engine = Engine(connect(settings.clickhouse_url), where.database, cluster, where.embedded)
     applied = await engine.call(lambda: migrate(engine.client, where.database, cluster))
     log.info("migrations applied", extra={"applied": applied, "database": where.database})
     metrics = SinkMetrics()
-    loop = SinkLoop(settings, ClickHouseWriter(engine), metrics)
+    loop = SinkLoop(settings, ClickHouseWriter(engine), metrics, in_engine=where.embedded)
     server = QuietServer(
         uvicorn.Config(
             query_app(engine, metrics),

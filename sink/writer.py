@@ -7,6 +7,7 @@ thread: the event loop never blocks, and calls never overlap.
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,9 +17,28 @@ from typing import Any, Protocol, TypeVar
 from clickhouse_connect.driver.client import Client
 
 from infra.clickhouse import insert_settings
-from sink.errors import WriteError
+from sink import avro
+from sink.errors import EngineRefused, WriteError
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Consumed:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+
+
+@dataclass(frozen=True)
+class AvroRows:
+    """Records still in Avro, all written with the current schema `name`, as one container the
+    engine decodes; `records` stay so the Python path can take them if the engine refuses."""
+
+    name: str
+    container: bytes = field(repr=False)
+    records: Sequence[Consumed] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -32,20 +52,31 @@ class Batch:
     token: str
     time_column: str | None = None
     time_range: tuple[datetime, datetime] | None = None
+    avro: AvroRows | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.avro.records) if self.avro else len(self.rows)
 
 
 class BatchWriter(Protocol):
     async def write(self, batch: Batch) -> int:
-        """Make the batch's rows present exactly once; return how many were new."""
+        """Make the batch's rows present exactly once; return how many were new. A batch of
+        Avro rows may be refused (EngineRefused): the caller then decodes it in Python."""
 
 
 class Engine:
     """One ClickHouse client used from one thread."""
 
-    def __init__(self, client: Client, database: str, cluster: str = "") -> None:
+    def __init__(
+        self, client: Client, database: str, cluster: str = "", embedded: bool = False
+    ) -> None:
         self.client = client
         self.database = database
         self.cluster = cluster
+        # The embedded engine shares our file system and is owned by this process alone: it
+        # can read a batch's Avro from a file, and a table's count() moves only by our inserts.
+        self.embedded = embedded
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clickhouse")
 
     async def call(self, fn: Callable[[], T]) -> T:
@@ -68,10 +99,29 @@ class ClickHouseWriter:
         self.engine = engine
 
     async def write(self, batch: Batch) -> int:
+        if batch.avro is not None:
+            return await self.engine.call(lambda: self._load(batch))
         try:
             return await self.engine.call(lambda: self._write(batch))
         except Exception as exc:  # the driver and chDB raise many kinds: all mean "retry"
             raise WriteError(f"insert into {batch.table} failed: {exc}") from exc
+
+    def _load(self, batch: Batch) -> int:
+        """One statement decodes, checks, dedups and inserts; any failure hands the batch to
+        the Python path, which knows which record was at fault (or retries a sick engine)."""
+        assert batch.avro is not None and self.engine.embedded
+        db, client = self.engine.database, self.engine.client
+        count = f"SELECT count() FROM {db}.{batch.table}"
+        with tempfile.NamedTemporaryFile(suffix=".avro") as file:
+            file.write(batch.avro.container)
+            file.flush()
+            try:
+                before = client.command(count)
+                client.command(avro.insert(db, batch.avro.name, file.name, batch.token))
+                after = client.command(count)
+            except Exception as exc:  # bad row, undecodable body, or the engine itself
+                raise EngineRefused(f"{batch.table}: {exc}") from exc
+        return int(str(after)) - int(str(before))
 
     def _write(self, batch: Batch) -> int:
         db = self.engine.database

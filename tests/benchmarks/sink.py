@@ -57,7 +57,7 @@ def bare_insert(engine: Engine, records: list[tuple[str, bytes, bytes]], chunk: 
 
 
 async def sink_loop(settings: Settings, engine: Engine, total: int) -> float:
-    loop = SinkLoop(settings, ClickHouseWriter(engine), SinkMetrics())
+    loop = SinkLoop(settings, ClickHouseWriter(engine), SinkMetrics(), in_engine=engine.embedded)
     task = asyncio.create_task(loop.run())
     db = engine.database
     count = "SELECT " + " + ".join(f"(SELECT count() FROM {db}.{t})" for t in TABLES)
@@ -81,7 +81,7 @@ async def one_run(client: Client, bootstrap: str, deliveries: int, run: int) -> 
     for db in (f"sink{run}", f"bare{run}"):
         migrate(client, db)
     bare_s = bare_insert(Engine(client, f"bare{run}"), records, settings.sink_batch_rows)
-    sink_s = await sink_loop(settings, Engine(client, f"sink{run}"), len(records))
+    sink_s = await sink_loop(settings, Engine(client, f"sink{run}", embedded=True), len(records))
     return {
         "rows": len(records),
         "bare_rows_per_s": len(records) / bare_s,

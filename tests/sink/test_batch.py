@@ -51,3 +51,21 @@ def test_an_internal_record_on_a_typed_topic_is_a_dead_letter_not_a_crash() -> N
     misrouted = codec().encode("ItemBatch", {"items": []})
     result = cut([Consumed("t", 0, 1, misrouted)], NOW)
     assert result.dead_reasons == {"unexpected_schema": 1}
+
+
+def test_in_engine_current_records_stay_avro_and_the_rest_is_decoded(
+    payloads: dict[str, bytes],
+) -> None:
+    response = encoded(payloads["flow_response.json"])[0]
+    records = [
+        Consumed("waflow.flows.responses", 2, 10, response),
+        Consumed("waflow.flows.responses", 2, 12, response),
+        Consumed("waflow.flows.responses", 2, 11, b"garbage"),
+    ]
+    result = cut(records, NOW, in_engine=True)
+    by_table = {b.table: b for b in result.batches}
+    engine = by_table["flow_responses"]
+    assert engine.avro is not None and engine.rows == ()
+    assert engine.size == 2 and engine.token == "avro:waflow.flows.responses:2:10-12"
+    assert [r.offset for r in engine.avro.records] == [10, 12]
+    assert result.dead_reasons == {"undecodable": 1}

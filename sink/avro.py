@@ -1,0 +1,142 @@
+"""Rows the engine decodes itself. Pure: an Avro container of a batch's record bodies, and the one
+INSERT ... SELECT that checks, dedups and loads it.
+
+The typed topics hold Avro single-object records; their bodies, concatenated after a container
+header that names the writer schema, are an Avro object container file ClickHouse reads natively.
+The sink then does no per-row decoding in Python. The statement applies the same checks as
+`sink.rows` (timestamps inside DateTime64's range, lineage counters non-negative) and stops at the
+first row that fails them: that batch then takes the Python path, which dead-letters the row.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from io import BytesIO
+from typing import Any
+
+from fastavro import writer
+from fastavro.schema import expand_schema
+
+from schemas import codec
+from sink.rows import COUNTERS, TABLES, TIME_MAX, TIME_MIN
+
+SYNC = b"waflow-sink-sync"  # any 16 bytes: the container has one block
+_PRIMITIVE = {
+    "string": "String",
+    "bytes": "String",
+    "int": "Int32",
+    "long": "Int64",
+    "float": "Float32",
+    "double": "Float64",
+    "boolean": "Bool",
+}
+_LO = int(TIME_MIN.timestamp() * 1000)
+_HI = int(TIME_MAX.timestamp() * 1000)
+
+
+def _long(n: int) -> bytes:
+    """Avro's zig-zag varint."""
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+@cache
+def header(name: str) -> bytes:
+    """The container header for the current schema of `name`, built once."""
+    out = BytesIO()
+    writer(out, codec().schemas[name], [], codec="null", sync_marker=SYNC)
+    return out.getvalue()
+
+
+def container(name: str, bodies: list[bytes]) -> bytes:
+    """One Avro object container file holding `bodies` (records of the current `name` schema)."""
+    data = b"".join(bodies)
+    return b"".join((header(name), _long(len(bodies)), _long(len(data)), data, SYNC))
+
+
+def _is_time(t: Any) -> bool:
+    return isinstance(t, dict) and t.get("logicalType") == "timestamp-millis"
+
+
+def _type(t: Any) -> str:
+    """ClickHouse type of an Avro type; timestamps stay Int64 so their range can be checked."""
+    if isinstance(t, str):
+        return _PRIMITIVE[t]
+    if isinstance(t, list):
+        [inner] = [x for x in t if x != "null"]
+        return f"Nullable({_type(inner)})" if "null" in t else _type(inner)
+    kind = t["type"]
+    if kind == "record":
+        return "Tuple(" + ", ".join(f"{f['name']} {_type(f['type'])}" for f in t["fields"]) + ")"
+    if kind == "array":
+        return f"Array({_type(t['items'])})"
+    if kind == "map":
+        return f"Map(String, {_type(t['values'])})"
+    if kind == "enum":
+        return "String"
+    return _PRIMITIVE[kind]  # a primitive with a logical type or attributes
+
+
+def _plain(t: Any) -> Any:
+    """The non-null branch of an optional type."""
+    return next(x for x in t if x != "null") if isinstance(t, list) else t
+
+
+@cache
+def _parts(name: str) -> tuple[str, str, str]:
+    """(structure, select list, row check) for the current schema of `name`."""
+    schema: dict[str, Any] = expand_schema(codec().schemas[name])  # type: ignore[assignment]
+    fields = {f["name"]: f["type"] for f in schema["fields"]}
+    structure = ", ".join(f"`{n}` {_type(t)}" for n, t in fields.items())
+    nested = {  # a column named after a field of a nested record (the lineage)
+        sub["name"]: f"`{n}`.`{sub['name']}`"
+        for n, t in fields.items()
+        if isinstance(_plain(t), dict) and _plain(t)["type"] == "record"
+        for sub in _plain(t)["fields"]
+    }
+    select, checks = [], []
+    for column in TABLES[name].columns:
+        parent, _, child = column.partition(".")
+        if column in fields and _is_time(_plain(fields[column])):
+            select.append(f"fromUnixTimestamp64Milli(`{column}`, 'UTC')")
+            checks.append(f"(`{column}` IS NULL OR `{column}` BETWEEN {_LO} AND {_HI})")
+        elif column in fields:
+            select.append(f"`{column}`")
+        elif column in nested:
+            select.append(nested[column])
+        else:  # errors.error_type: a Nested column from an array of records
+            select.append(f"arrayMap(x -> x.`{child}`, `{parent}`)")
+    checks += [f"{nested[c]} >= 0" for c in COUNTERS if c in nested]
+    return structure, ", ".join(select), " AND ".join(checks) or "1"
+
+
+def insert(database: str, name: str, path: str, token: str) -> str:
+    """Load the container at `path` into the table of `name`: rows that pass the checks, once
+    per id, and only ids the table does not have (looked up within the batch's time range)."""
+    table = TABLES[name]
+    structure, select, check = _parts(name)
+    source = f"file('{path}', 'Avro', '{structure}')"
+    ident = table.id_column
+    present = (
+        f"SELECT `{ident}` FROM {database}.{table.name} "
+        f"WHERE `{ident}` IN (SELECT `{ident}` FROM {source})"
+    )
+    if table.time_column is not None:
+        at = f"fromUnixTimestamp64Milli(`{table.time_column}`, 'UTC')"
+        present += (
+            f" AND `{table.time_column}` BETWEEN (SELECT min({at}) FROM {source})"
+            f" AND (SELECT max({at}) FROM {source})"
+        )
+    columns = ", ".join(f"`{c}`" for c in table.columns)
+    token = token.replace("\\", "\\\\").replace("'", "\\'")
+    return (
+        f"INSERT INTO {database}.{table.name} ({columns}) "
+        f"SETTINGS insert_deduplication_token = '{token}' SELECT {select} FROM {source} "
+        f"WHERE throwIf(NOT ({check}), 'waflow: a row fails the sink checks') = 0 "
+        f"AND `{ident}` NOT IN ({present}) LIMIT 1 BY `{ident}`"
+    )

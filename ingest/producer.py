@@ -34,10 +34,12 @@ class RawWriter(Protocol):
 
 @dataclass(frozen=True)
 class _Open:
-    """A batch still taking records, and the answer every request in it waits for."""
+    """A batch still taking records, the answer every request in it waits for, and when that
+    answer is due (loop time): one timer per batch, not one per request."""
 
     builder: Any  # aiokafka BatchBuilder
     delivered: asyncio.Future[None]
+    deadline: float
 
 
 class KafkaRawWriter:
@@ -60,7 +62,7 @@ class KafkaRawWriter:
             bootstrap_servers=bootstrap,
             acks="all",
             enable_idempotence=True,
-            compression_type="lz4",
+            compression_type="zstd",
             max_request_size=8 * 1024 * 1024,
             max_batch_size=1024 * 1024,
             request_timeout_ms=int(max(timeout_s, 5) * 1000),
@@ -102,9 +104,9 @@ class KafkaRawWriter:
         if not self.started or self._producer is None:
             raise BrokerUnavailableError("producer not connected yet")
         try:
-            async with asyncio.timeout(self.timeout_s):
-                # Shielded: one request's timeout must not cancel its neighbours' answer.
-                await asyncio.shield(self._append(record))
+            # Shielded: a cancelled request (the client went away) must not cancel the answer
+            # its neighbours in the batch wait for. The batch's own deadline bounds the wait.
+            await asyncio.shield(self._append(record))
         except TimeoutError as exc:
             self._failing()
             raise BrokerUnavailableError(f"no acknowledgement within {self.timeout_s}s") from exc
@@ -127,9 +129,11 @@ class KafkaRawWriter:
                 return batch.delivered
             self._submit(partition)  # full: it goes now, this record starts the next one
         assert self._producer is not None
-        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        delivered: asyncio.Future[None] = loop.create_future()
         delivered.add_done_callback(_retrieved)
-        batch = self._open[partition] = _Open(self._producer.create_batch(), delivered)
+        deadline = loop.time() + self.timeout_s
+        batch = self._open[partition] = _Open(self._producer.create_batch(), delivered, deadline)
         batch.builder.append(timestamp=None, key=record.key, value=record.body, headers=headers)
         if not self._in_flight.get(partition):
             self._submit(partition)  # nothing on its way: no reason to wait
@@ -149,8 +153,10 @@ class KafkaRawWriter:
         try:
             if producer is None:
                 raise BrokerUnavailableError("producer not connected")
-            sent = await producer.send_batch(batch.builder, self.topic, partition=partition)
-            await sent
+            # Past its deadline already (the batch ahead took that long): it fails at once.
+            async with asyncio.timeout_at(batch.deadline):
+                sent = await producer.send_batch(batch.builder, self.topic, partition=partition)
+                await sent
         except Exception as exc:  # every waiting request answers 503; the platform retries
             if not batch.delivered.done():
                 batch.delivered.set_exception(exc)

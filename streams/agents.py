@@ -56,7 +56,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         producer_linger_ms=5,
         # Outputs go as whole batches (streams/produce.py); 16 KB ones held a dozen items.
         producer_max_batch_size=256 * 1024,
-        producer_compression_type="lz4",
+        producer_compression_type="zstd",
         consumer_auto_offset_reset="earliest",
         processing_guarantee=settings.streams_guarantee,
         stream_buffer_maxsize=16384,

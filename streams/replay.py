@@ -66,7 +66,7 @@ async def replay(
         acks="all",
         enable_idempotence=True,
         linger_ms=20,
-        compression_type="lz4",
+        compression_type="zstd",
         max_batch_size=1024 * 1024,
     )
     await producer.start()

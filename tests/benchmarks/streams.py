@@ -65,7 +65,7 @@ async def bare_loop(settings: Settings, records: int) -> float:
         max_poll_records=1000,
     )
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, compression_type="lz4"
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5, compression_type="zstd"
     )
     await consumer.start()
     await producer.start()

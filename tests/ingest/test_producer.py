@@ -96,3 +96,34 @@ async def test_a_failed_batch_fails_every_request_in_it(monkeypatch: pytest.Monk
         *(writer.write(RawRecord(b"{}", b"k", ())) for _ in range(20)), return_exceptions=True
     )
     assert all(isinstance(o, BrokerUnavailableError) for o in outcomes)
+
+
+class SilentProducer(FakeProducer):
+    """A broker that takes batches and never answers."""
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> Any:
+        self.batches.append((partition, batch.record_count()))
+        return asyncio.get_running_loop().create_future()  # never done
+
+
+async def test_a_batch_that_is_never_acknowledged_answers_by_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One timer per batch: the request in flight and the one waiting behind it both hear 503
+    within the produce timeout, and a cancelled request does not cancel its neighbour."""
+    monkeypatch.setattr(module, "AIOKafkaProducer", SilentProducer)
+    writer = KafkaRawWriter("x:1", "raw", 0.2)
+    writer.RESET_AFTER_S = 60.0
+    await writer.start()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    first = asyncio.create_task(writer.write(RECORD))
+    await asyncio.sleep(0.01)  # the first batch is on its way; these wait in the next one
+    behind = [asyncio.create_task(writer.write(RECORD)) for _ in range(2)]
+    await asyncio.sleep(0.01)
+    behind[0].cancel()
+    results = await asyncio.gather(first, *behind, return_exceptions=True)
+    assert isinstance(results[0], BrokerUnavailableError)
+    assert isinstance(results[1], asyncio.CancelledError)
+    assert isinstance(results[2], BrokerUnavailableError)
+    assert loop.time() - started < 1.0

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from infra import broker
+from infra.collector import settle
 from infra.errors import InfraError
 from infra.logs import configure
 from infra.malloc import bound_fragmentation
@@ -165,6 +166,7 @@ def cmd_stage(settings: Settings, args: argparse.Namespace) -> None:
             app, loglevel=settings.log_level.lower(), quiet=True, override_logging=False
         )
         worker.spinner = None  # it writes terminal escapes into the JSON log stream
+        settle()  # everything built so far lives as long as the process (infra/collector.py)
         worker.execute_from_commandline()
     else:
         from sink.server import run

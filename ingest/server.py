@@ -11,6 +11,7 @@ import uvicorn
 import uvloop
 from starlette.applications import Starlette
 
+from infra.collector import settle
 from infra.settings import Settings
 from ingest.producer import KafkaRawWriter
 from ingest.routes import create_app
@@ -68,6 +69,7 @@ def config(settings: Settings, app: Starlette) -> tuple[uvicorn.Config, Reloader
 def serve(settings: Settings) -> None:
     app = build(settings)
     cfg, reloader = config(settings, app)
+    settle()  # everything built so far lives as long as the process (infra/collector.py)
     scheme = "https" if reloader else "http"
     log.info(
         "ingress listening",

@@ -25,6 +25,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from infra.clickhouse import connect, migrate, target
+from infra.collector import settle
 from infra.settings import Settings
 from sink.consumer import SinkLoop
 from sink.metrics import SinkMetrics
@@ -91,6 +92,7 @@ async def run(settings: Settings) -> None:
     log.info("migrations applied", extra={"applied": applied, "database": where.database})
     metrics = SinkMetrics()
     loop = SinkLoop(settings, ClickHouseWriter(engine), metrics, in_engine=where.embedded)
+    settle()  # everything built so far lives as long as the process (infra/collector.py)
     server = QuietServer(
         uvicorn.Config(
             query_app(engine, metrics),

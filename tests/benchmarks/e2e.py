@@ -11,7 +11,7 @@ the lag left at the end of the step is at most one second of its items. Then: th
 sustainable rate, a step at half of it, a py-spy profile of every stage at the highest one, and
 a memory run at half of it.
 
-    python -m tests.benchmarks.e2e [--rates 200,400,600,800,1000,1250,1500,2000]
+    python -m tests.benchmarks.e2e [--rates 200,400,600,800,1000,1250,1500,2000,2500,3000]
         [--seconds 20] [--runs 3]
         [--memory-minutes 10] [--out tests/benchmarks/results]
 """
@@ -230,8 +230,10 @@ def memory(stack: Stack, rate: float, minutes: float) -> dict:
         samples.append({n: rss_mb(pid) for n, pid in pids.items()})
         time.sleep(10)
     stack.drain()
-    warm = samples[min(len(samples) - 1, 6 + 3)]  # about a minute after the load began
-    end = samples[-1]
+    # Medians of a minute each (the sink's engine swings by tens of MB with merges): the
+    # second minute of load against the last.
+    warm = {n: statistics.median(s[n] for s in samples[6:12] or samples) for n in pids}
+    end = {n: statistics.median(s[n] for s in samples[-6:]) for n in pids}
     return {
         "rate": rate,
         "minutes": minutes,
@@ -260,7 +262,7 @@ def report(out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rates", default="200,400,600,800,1000,1250,1500,2000")
+    parser.add_argument("--rates", default="200,400,600,800,1000,1250,1500,2000,2500,3000")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--memory-minutes", type=float, default=10)

@@ -37,7 +37,7 @@ integration: install
 	$(BIN)/pytest -q -m integration
 
 # Per-stage benchmarks, each beside its bare baseline in the same run, then the stepped
-# end-to-end run with its profile and 10-minute memory run (README, Benchmarks). About 45 min.
+# end-to-end run with its profile and 10-minute memory run (README, Benchmarks). About an hour.
 bench: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.ingress --seconds 10 --runs 3 --tls
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.streams --runs 3 --deliveries 30000 \

@@ -109,7 +109,9 @@ class ClickHouseWriter:
     def _load(self, batch: Batch) -> int:
         """One statement decodes, checks, dedups and inserts; any failure hands the batch to
         the Python path, which knows which record was at fault (or retries a sick engine)."""
-        assert batch.avro is not None and self.engine.embedded
+        assert batch.avro is not None
+        if not self.engine.embedded:  # a server cannot read our files: Python decodes instead
+            raise EngineRefused(f"{batch.table}: only the embedded engine loads Avro files")
         db, client = self.engine.database, self.engine.client
         count = f"SELECT count() FROM {db}.{batch.table}"
         with tempfile.NamedTemporaryFile(suffix=".avro") as file:

@@ -197,6 +197,8 @@ def check(chaos: Chaos, answers: Path, minutes: float) -> tuple[dict[str, object
                 "acked_items": len(acked[kind]),
                 "found": len(acked[kind] & present),
                 "lost": lost,
+                # Named, so a rare loss can be traced through the raw topic and the logs.
+                "lost_ids": sorted(acked[kind] - present)[:20],
                 "duplicated_rows": duplicated,
                 "unacked_items_present": len(unacked[kind] & present),
             }
@@ -220,6 +222,7 @@ def check(chaos: Chaos, answers: Path, minutes: float) -> tuple[dict[str, object
         "dead_letters": int(str(dead)),
         "topics": {
             "acked_items_missing": len(every_acked - set(copies)),
+            "acked_items_missing_ids": sorted(every_acked - set(copies))[:20],
             "duplicate_records_same_key": sum(n - 1 for n in copies.values()),
         },
     }

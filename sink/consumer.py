@@ -90,22 +90,7 @@ class SinkLoop:
         batches = cut(records, now, in_engine=self.in_engine)
         self._count_dead(batches.dead_reasons)
         for batch in batches.batches:
-            try:
-                written = await self._write(batch)
-            except EngineRefused as exc:
-                assert batch.avro is not None
-                self.metrics.engine_refused.inc()
-                log.warning(
-                    "engine refused a batch, decoding it in Python",
-                    extra={"table": batch.table, "rows": batch.size, "error": str(exc)[:300]},
-                )
-                slow = cut(batch.avro.records, now)
-                self._count_dead(slow.dead_reasons)
-                for one in slow.batches:
-                    written = await self._write(one)
-                    if not written:
-                        break
-            if not written:
+            if not await self._load(batch, now):
                 return  # stopped while retrying: nothing committed, the next start re-reads
         commits: dict[TopicPartition, int] = {}
         for rec in records:
@@ -113,6 +98,24 @@ class SinkLoop:
             commits[tp] = max(commits.get(tp, 0), rec.offset + 1)
         await self.consumer.commit(commits)
         await self._record_lag()
+
+    async def _load(self, batch: Batch, now: datetime) -> bool:
+        """Write a batch; one the engine refuses is decoded in Python and written that way."""
+        try:
+            return await self._write(batch)
+        except EngineRefused as exc:
+            assert batch.avro is not None
+            self.metrics.engine_refused.inc()
+            log.warning(
+                "engine refused a batch, decoding it in Python",
+                extra={"table": batch.table, "rows": batch.size, "error": str(exc)[:300]},
+            )
+            slow = cut(batch.avro.records, now)
+            self._count_dead(slow.dead_reasons)
+            for one in slow.batches:
+                if not await self._write(one):
+                    return False
+            return True
 
     def _count_dead(self, reasons: dict[str, int]) -> None:
         for reason, count in reasons.items():

@@ -41,8 +41,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     m.add_argument(
         "--print", action="store_true", help="print the DDL for this configuration, run nothing"
     )
-    q = sub.add_parser("query", help="run SQL against the configured ClickHouse")
+    q = sub.add_parser("query", help="run SQL against the configured ClickHouse (read-only)")
     q.add_argument("sql")
+    q.add_argument(
+        "--write", action="store_true", help="allow statements that change data or schema"
+    )
     r = sub.add_parser(
         "reconcile", help="raw topic vs ClickHouse rows + dead letters, per window and WABA"
     )
@@ -212,23 +215,27 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_query(settings: Settings, args: argparse.Namespace) -> None:
-    columns, rows = run_sql(settings, args.sql)
+    columns, rows = run_sql(settings, args.sql, write=args.write)
     _print_table(columns, rows)
 
 
-def run_sql(settings: Settings, sql: str) -> tuple[list[str], list[list[object]]]:
-    """Route to the sink when it owns the embedded engine; otherwise open ClickHouse directly."""
+def run_sql(
+    settings: Settings, sql: str, write: bool = False
+) -> tuple[list[str], list[list[object]]]:
+    """Route to the sink when it owns the embedded engine; otherwise open ClickHouse directly.
+    Read-only unless `write`, either way."""
+    from sink.query import post
+
     try:
-        answer = httpx.post(
-            f"http://127.0.0.1:{settings.sink_port}/query", content=sql.encode(), timeout=120
-        )
+        answer = post(settings, sql, write=write)
     except httpx.ConnectError:  # no sink running: open ClickHouse ourselves
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
-        from infra.clickhouse import connect
+        from infra.clickhouse import connect, connect_readonly
 
         try:
-            result = connect(settings.clickhouse_url).query(sql)
+            opened = connect if write else connect_readonly
+            result = opened(settings.clickhouse_url).query(sql)
         except ClickHouseError as exc:
             raise InfraError(str(exc)) from exc
         return list(result.column_names), [list(r) for r in result.result_rows]

@@ -68,6 +68,22 @@ def connect(url: str) -> Client:
         raise ClickHouseError(f"cannot open ClickHouse at {safe}: {exc}") from exc
 
 
+def connect_readonly(url: str) -> Client:
+    """A client of its own whose every query runs with `readonly=1`: no write, no DDL, no
+    setting change, and the setting cannot be lifted from inside a query. On the embedded
+    engine it is set once on this handle (a per-query readonly=1 could not be restored and
+    would stick); on a server it rides with every request (not exercised against a server)."""
+    client = connect(url)
+    try:
+        if urlsplit(url).scheme == "chdb":
+            client.command("SET readonly = 1")
+        else:
+            client.set_client_setting("readonly", "1")
+    except DriverError as exc:
+        raise ClickHouseError(f"cannot make a read-only ClickHouse client: {exc}") from exc
+    return client
+
+
 def insert_settings(cluster: str) -> dict[str, Any]:
     """On a cluster an insert returns once every shard has its rows, so a read right after sees
     them and a committed Kafka offset never runs ahead of ClickHouse."""

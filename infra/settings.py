@@ -90,8 +90,13 @@ class Settings:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     tls_client_name: str = ""
+    tls_client_crl: Path | None = None
     tls_reload_s: float = 60.0
     trusted_proxies: tuple[str, ...] = ()
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    max_concurrent_requests: int = 512
+    refusal_log_s: float = 10.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -127,10 +132,15 @@ class Settings:
             tls_key=_path(env, "WAFLOW_TLS_KEY"),
             tls_client_ca=_path(env, "WAFLOW_TLS_CLIENT_CA"),
             tls_client_name=env.get("WAFLOW_TLS_CLIENT_NAME", "").strip(),
+            tls_client_crl=_path(env, "WAFLOW_TLS_CLIENT_CRL"),
             tls_reload_s=_float(env, "WAFLOW_TLS_RELOAD_SECONDS", 60.0),
             trusted_proxies=tuple(
                 p.strip() for p in env.get("WAFLOW_TRUSTED_PROXIES", "").split(",") if p.strip()
             ),
+            header_timeout_s=_float(env, "WAFLOW_HEADER_TIMEOUT_S", 10.0),
+            body_timeout_s=_float(env, "WAFLOW_BODY_TIMEOUT_S", 30.0),
+            max_concurrent_requests=_int(env, "WAFLOW_MAX_CONCURRENT_REQUESTS", 512),
+            refusal_log_s=_float(env, "WAFLOW_REFUSAL_LOG_SECONDS", 10.0),
         )
         settings.validate()
         return settings
@@ -170,6 +180,18 @@ class Settings:
             raise SettingsError("WAFLOW_CLAIMS_CACHE_MB must be at least 1 (default 16)")
         if self.max_body_bytes < 1024:
             raise SettingsError("WAFLOW_MAX_BODY_BYTES must be at least 1024 (default 4194304)")
+        for name, seconds in (
+            ("WAFLOW_HEADER_TIMEOUT_S", self.header_timeout_s),
+            ("WAFLOW_BODY_TIMEOUT_S", self.body_timeout_s),
+            ("WAFLOW_REFUSAL_LOG_SECONDS", self.refusal_log_s),
+        ):
+            if seconds <= 0:
+                raise SettingsError(f"{name} must be > 0 seconds")
+        if self.max_concurrent_requests < 1:
+            raise SettingsError(
+                "WAFLOW_MAX_CONCURRENT_REQUESTS must be at least 1 (default 512): requests "
+                "beyond it get 503 with Retry-After"
+            )
         if self.produce_timeout_s <= 0:
             raise SettingsError("WAFLOW_PRODUCE_TIMEOUT_S must be > 0 seconds (default 5)")
         if not self.kafka_bootstrap.strip():
@@ -196,6 +218,7 @@ class Settings:
             ("WAFLOW_TLS_CERT", self.tls_cert),
             ("WAFLOW_TLS_KEY", self.tls_key),
             ("WAFLOW_TLS_CLIENT_CA", self.tls_client_ca),
+            ("WAFLOW_TLS_CLIENT_CRL", self.tls_client_crl),
         ):
             if path is not None and not path.is_file():
                 raise SettingsError(f"{name}={path} is not a readable file")
@@ -207,6 +230,11 @@ class Settings:
             raise SettingsError(
                 "mutual TLS needs both WAFLOW_TLS_CLIENT_CA and WAFLOW_TLS_CLIENT_NAME: a CA "
                 "alone would accept any certificate that CA ever issued"
+            )
+        if self.tls_client_crl is not None and self.tls_client_ca is None:
+            raise SettingsError(
+                "WAFLOW_TLS_CLIENT_CRL revokes client certificates of mutual TLS: set "
+                "WAFLOW_TLS_CLIENT_CA and WAFLOW_TLS_CLIENT_NAME too, or unset it"
             )
         if self.tls_reload_s <= 0:
             raise SettingsError("WAFLOW_TLS_RELOAD_SECONDS must be > 0 (default 60)")

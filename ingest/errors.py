@@ -31,6 +31,20 @@ class TooLargeError(IngestError):
     outcome = "too_large"
 
 
+class SlowBodyError(IngestError):
+    """The body did not arrive within WAFLOW_BODY_TIMEOUT_S: 408, nothing written."""
+
+    status = 408
+    outcome = "slow_body"
+
+
+class BusyError(IngestError):
+    """More than WAFLOW_MAX_CONCURRENT_REQUESTS requests in flight: 503 with Retry-After."""
+
+    status = 503
+    outcome = "busy"
+
+
 class BrokerUnavailableError(IngestError):
     """The write was not acknowledged in time: 503, so the platform retries."""
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -16,10 +18,11 @@ from starlette.routing import Route
 from starlette.types import Lifespan
 
 from infra.settings import Settings
-from ingest.errors import IngestError, TooLargeError
+from ingest.errors import BusyError, IngestError, SlowBodyError, TooLargeError
 from ingest.metrics import IngestMetrics
 from ingest.producer import RawRecord, RawWriter
-from ingest.verify import partition_key, verify_handshake, verify_signature
+from ingest.refusals import RefusalLog
+from ingest.verify import partition_key, signature_digest, verify_digest, verify_handshake
 
 log = logging.getLogger("waflow.ingest")
 # Bodies of error answers are fixed strings: a 401 never hints at the expected signature.
@@ -27,6 +30,8 @@ ANSWERS = {
     200: "OK",
     401: "invalid signature",
     403: "forbidden",
+    405: "method not allowed",
+    408: "request body too slow",
     413: "payload too large",
     503: "temporarily unavailable, retry",
 }
@@ -43,6 +48,11 @@ def create_app(
     stats = metrics or IngestMetrics()
     secrets = settings.app_secrets
     limit = settings.max_body_bytes
+    body_timeout = settings.body_timeout_s
+    # Requests in the handlers right now; past the cap they are refused before any work.
+    cap = settings.max_concurrent_requests
+    inflight = 0
+    refusals = RefusalLog(log, settings.refusal_log_s)
     debug = log.isEnabledFor(logging.DEBUG)
     # Request ids: a random 64-bit prefix per process and a counter, 32 hex digits like a
     # UUID's. uuid4() read the kernel's random source on every request (5 % of the ingress).
@@ -61,47 +71,57 @@ def create_app(
             challenge = verify_handshake(request.query_params, settings.verify_token)
         except IngestError as exc:
             stats.requests.labels(exc.outcome).inc()
-            log.info("handshake refused", extra={"outcome": exc.outcome})
+            refusals.refused("handshake refused", exc.outcome, {})
             return PlainTextResponse(ANSWERS[exc.status], status_code=exc.status)
         stats.requests.labels("handshake_ok").inc()
         return PlainTextResponse(challenge)
 
     async def receive(request: Request) -> Response:
+        nonlocal inflight
         started = time.perf_counter()
         request_id = f"{prefix}{next(numbers):016x}"
         try:
-            body = await read_body(request, limit)
-            app = verify_signature(body, request.headers.get("x-hub-signature-256"), secrets)
-            record = RawRecord(
-                body=body,
-                key=partition_key(body),
-                headers=(
-                    ("x-hub-signature-256", request.headers["x-hub-signature-256"].encode()),
-                    ("waflow-received-ms", str(int(time.time() * 1000)).encode()),
-                    ("waflow-app", app.encode()),
-                    ("waflow-request-id", request_id.encode()),
-                    ("content-type", request.headers.get("content-type", "").encode()),
-                    # With WAFLOW_TRUSTED_PROXIES set, this is the address the proxy saw.
-                    (
-                        "waflow-client-addr",
-                        (request.client.host if request.client else "").encode(),
+            if inflight >= cap:
+                raise BusyError(f"{inflight} requests in flight, cap {cap}")
+            inflight += 1
+            try:
+                # The header is checked before a byte of body is read: a refusal costs no read.
+                header = request.headers.get("x-hub-signature-256", "")
+                digest = signature_digest(header)
+                body = await read_body(request, limit, body_timeout)
+                app = verify_digest(body, digest, secrets)
+                record = RawRecord(
+                    body=body,
+                    key=partition_key(body),
+                    headers=(
+                        ("x-hub-signature-256", header.encode()),
+                        ("waflow-received-ms", str(int(time.time() * 1000)).encode()),
+                        ("waflow-app", app.encode()),
+                        ("waflow-request-id", request_id.encode()),
+                        ("content-type", request.headers.get("content-type", "").encode()),
+                        # With WAFLOW_TRUSTED_PROXIES set, this is the address the proxy saw.
+                        (
+                            "waflow-client-addr",
+                            (request.client.host if request.client else "").encode(),
+                        ),
+                        *tls_client,
                     ),
-                    *tls_client,
-                ),
-            )
-            produce_started = time.perf_counter()
-            await writer.write(record)
-            stats.produce_latency.observe(time.perf_counter() - produce_started)
+                )
+                produce_started = time.perf_counter()
+                await writer.write(record)
+                stats.produce_latency.observe(time.perf_counter() - produce_started)
+            finally:
+                inflight -= 1
         except IngestError as exc:
             stats.requests.labels(exc.outcome).inc()
             stats.latency.observe(time.perf_counter() - started)
-            log.warning(
-                "webhook refused",
-                extra={"outcome": exc.outcome, "reason": str(exc), "request_id": request_id},
+            refusals.refused(
+                "webhook refused", exc.outcome, {"reason": str(exc), "request_id": request_id}
             )
-            return PlainTextResponse(
-                ANSWERS[exc.status], status_code=exc.status, headers={"x-request-id": request_id}
-            )
+            headers = {"x-request-id": request_id}
+            if exc.status == 503:
+                headers["retry-after"] = "1"
+            return PlainTextResponse(ANSWERS[exc.status], status_code=exc.status, headers=headers)
         stats.requests.labels("accepted").inc()
         stats.bytes_accepted.inc(len(body))
         stats.latency.observe(time.perf_counter() - started)
@@ -123,7 +143,26 @@ def create_app(
         return Response(generate_latest(stats.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def webhook(request: Request) -> Response:
-        return await (handshake(request) if request.method == "GET" else receive(request))
+        if request.method == "GET":
+            return await handshake(request)
+        if request.method == "POST":
+            return await receive(request)
+        # Starlette routes HEAD to a GET route; the webhook answers GET and POST only.
+        stats.requests.labels("bad_method").inc()
+        return PlainTextResponse(ANSWERS[405], status_code=405, headers={"allow": "GET, POST"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan_with_log(app: Starlette) -> AsyncIterator[None]:
+        ticking = asyncio.create_task(refusals.run())
+        try:
+            if lifespan is None:
+                yield
+            else:
+                async with lifespan(app):
+                    yield
+        finally:
+            ticking.cancel()
+            refusals.flush()
 
     return Starlette(
         routes=[
@@ -132,20 +171,24 @@ def create_app(
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
-        lifespan=lifespan,
+        lifespan=lifespan_with_log,
     )
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """Read the body once, refusing as soon as it passes `limit` bytes."""
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """Read the body once, refusing as soon as it passes `limit` bytes or `timeout_s` seconds."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise TooLargeError(f"content-length {declared} over {limit}")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLargeError(f"body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise TooLargeError(f"body over {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        raise SlowBodyError(f"{size} body bytes in {timeout_s} s") from exc
     return b"".join(chunks)

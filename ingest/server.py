@@ -15,7 +15,7 @@ from infra.collector import settle
 from infra.settings import Settings
 from ingest.producer import KafkaRawWriter
 from ingest.routes import create_app
-from ingest.tls import Reloader, client_name_guard, server_context
+from ingest.tls import Reloader, client_name_guard, header_deadline, server_context
 
 log = logging.getLogger("waflow.ingest")
 
@@ -55,6 +55,7 @@ def config(settings: Settings, app: Starlette) -> tuple[uvicorn.Config, Reloader
         forwarded_allow_ips=proxies or None,
     )
     cfg.load()
+    cfg.http_protocol_class = header_deadline(cfg.http_protocol_class, settings.header_timeout_s)
     if settings.tls_cert is None:
         return cfg, None
     ctx = server_context(settings)

@@ -20,3 +20,7 @@ class WriteError(SinkError):
 class EngineRefused(SinkError):
     """The engine did not load a batch of Avro rows (a row failed a check, a body did not
     decode, or the engine failed): the sink decodes that batch in Python instead."""
+
+
+class QueryRefused(SinkError):
+    """A `/query` statement reaches outside the database (files, URLs, other servers)."""

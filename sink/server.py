@@ -1,7 +1,8 @@
 """Run the sink: own the ClickHouse engine, migrate, load, and answer `waflow query`.
 
 The embedded engine allows one process per data path, so readers go through this process:
-POST /query runs SQL on the sink's engine thread and answers JSON.
+POST /query runs SQL on the sink's engine thread and answers JSON, for a caller that holds the
+token this process wrote at start (sink/query.py says what the endpoint trusts).
 """
 
 from __future__ import annotations
@@ -24,26 +25,47 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from infra.clickhouse import connect, migrate, target
+from infra.clickhouse import connect, connect_readonly, migrate, target
 from infra.collector import settle
 from infra.settings import Settings
 from sink.consumer import SinkLoop
+from sink.errors import QueryRefused
 from sink.metrics import SinkMetrics
+from sink.query import (
+    CONTENT_TYPE,
+    LOOPBACK_HOSTS,
+    WRITE_HEADER,
+    authorized,
+    loopback_host,
+    write_token,
+)
 from sink.writer import ClickHouseWriter, Engine
 
 log = logging.getLogger("waflow.sink")
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 
-def query_app(engine: Engine, metrics: SinkMetrics) -> Starlette:
+def query_app(engine: Engine, metrics: SinkMetrics, token: str) -> Starlette:
     async def query(request: Request) -> Response:
-        # Unauthenticated SQL: only for `waflow query` on the same host, even when the port is
-        # opened (WAFLOW_METRICS_HOST) so Prometheus can scrape /metrics.
-        if request.client is None or request.client.host not in LOOPBACK:
+        # Checked before the body is read: the port may be opened (WAFLOW_METRICS_HOST) so
+        # Prometheus can scrape /metrics, and any web page can send requests to loopback.
+        if request.client is None or request.client.host not in LOOPBACK_HOSTS:
             return PlainTextResponse("/query answers loopback clients only", status_code=403)
-        sql = (await request.body()).decode()
+        if not loopback_host(request.headers.get("host")):
+            return PlainTextResponse("/query answers loopback host names only", status_code=403)
+        if not authorized(request.headers.get("authorization"), token):
+            return PlainTextResponse(
+                "/query needs the token of this sink's data directory (waflow query sends it)",
+                status_code=401,
+                headers={"www-authenticate": "Bearer"},
+            )
+        if request.headers.get("content-type", "").split(";")[0].strip() != CONTENT_TYPE:
+            return PlainTextResponse(f"/query takes {CONTENT_TYPE} only", status_code=415)
+        write = request.headers.get(WRITE_HEADER, "").lower() == "true"
+        sql = (await request.body()).decode(errors="replace")
         try:
-            columns, rows = await engine.query(sql)
+            columns, rows = await engine.query(sql, write=write)
+        except QueryRefused as exc:
+            return PlainTextResponse(str(exc), status_code=403)
         except Exception as exc:  # the engine's message is what the user needs to fix the SQL
             return PlainTextResponse(str(exc), status_code=400)
         return Response(
@@ -87,7 +109,13 @@ class QuietServer(uvicorn.Server):
 async def run(settings: Settings) -> None:
     where = target(settings.clickhouse_url)
     cluster = settings.clickhouse_cluster
-    engine = Engine(connect(settings.clickhouse_url), where.database, cluster, where.embedded)
+    engine = Engine(
+        connect(settings.clickhouse_url),
+        where.database,
+        cluster,
+        where.embedded,
+        reader=connect_readonly(settings.clickhouse_url),
+    )
     applied = await engine.call(lambda: migrate(engine.client, where.database, cluster))
     log.info("migrations applied", extra={"applied": applied, "database": where.database})
     metrics = SinkMetrics()
@@ -95,7 +123,7 @@ async def run(settings: Settings) -> None:
     settle()  # everything built so far lives as long as the process (infra/collector.py)
     server = QuietServer(
         uvicorn.Config(
-            query_app(engine, metrics),
+            query_app(engine, metrics, write_token(settings.data_dir)),
             host=settings.metrics_host,
             port=settings.sink_port,
             log_config=None,

@@ -18,7 +18,8 @@ from clickhouse_connect.driver.client import Client
 
 from infra.clickhouse import insert_settings
 from sink import avro
-from sink.errors import EngineRefused, WriteError
+from sink.errors import EngineRefused, QueryRefused, WriteError
+from sink.query import external_sources, file_clause
 
 T = TypeVar("T")
 
@@ -66,12 +67,20 @@ class BatchWriter(Protocol):
 
 
 class Engine:
-    """One ClickHouse client used from one thread."""
+    """One ClickHouse client used from one thread, and a read-only one for `/query`."""
 
     def __init__(
-        self, client: Client, database: str, cluster: str = "", embedded: bool = False
+        self,
+        client: Client,
+        database: str,
+        cluster: str = "",
+        embedded: bool = False,
+        reader: Client | None = None,
     ) -> None:
         self.client = client
+        # readonly=1 on a handle of its own: the setting cannot be lifted on it, and the
+        # writer's handle never sees it (infra.clickhouse.connect_readonly).
+        self.reader = reader
         self.database = database
         self.cluster = cluster
         # The embedded engine shares our file system and is owned by this process alone: it
@@ -82,15 +91,32 @@ class Engine:
     async def call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
 
-    async def query(self, sql: str) -> tuple[list[str], list[list[Any]]]:
+    async def query(self, sql: str, write: bool = False) -> tuple[list[str], list[list[Any]]]:
+        """Run SQL for `waflow query`: read-only unless `write`, and never a function, engine or
+        clause that reaches files, URLs or other servers (QueryRefused)."""
+        if self.reader is None:
+            raise QueryRefused("this engine has no read-only client for queries")
+        reader = self.reader
+
         def run() -> tuple[list[str], list[list[Any]]]:
-            result = self.client.query(sql)
+            ast = reader.query(f"EXPLAIN AST {sql}").result_rows
+            reaching = external_sources(str(row[0]) for row in ast)
+            if reaching:
+                raise QueryRefused(
+                    f"refused: {', '.join(sorted(reaching))} reach outside the database"
+                )
+            canonical = reader.query("SELECT formatQuery({q:String})", parameters={"q": sql})
+            if file_clause(str(canonical.result_rows[0][0])):
+                raise QueryRefused("refused: INTO OUTFILE / FROM INFILE reach the file system")
+            result = (self.client if write else reader).query(sql)
             return list(result.column_names), [list(r) for r in result.result_rows]
 
         return await self.call(run)
 
     def close(self) -> None:
         self._thread.shutdown(wait=True)
+        if self.reader is not None:
+            self.reader.close()
         self.client.close()
 
 

@@ -36,6 +36,7 @@ from infra import broker
 from infra.lag import lag
 from infra.settings import Settings
 from infra.topics import ensure_topics
+from sink import query as sink_query
 from tests.benchmarks.e2ereport import chart, markdown
 from tests.benchmarks.proc import cpu_seconds, peak_rss_mb, rss_mb
 from tests.integration.stages import Stage, free_port, stage_env
@@ -65,7 +66,7 @@ class Stack:
         while time.monotonic() < deadline:
             try:
                 ready = httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
-                httpx.post(self.sink_url, content=b"SELECT 1", timeout=2).raise_for_status()
+                sink_query.post(self.settings, "SELECT 1", timeout=2).raise_for_status()
                 if ready:
                     time.sleep(10)  # the stream worker's group settles before any load
                     return
@@ -82,15 +83,11 @@ class Stack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.settings.http_port}"
 
-    @property
-    def sink_url(self) -> str:
-        return f"http://127.0.0.1:{self.settings.sink_port}/query"
-
     def pids(self) -> dict[str, int]:
         return {name: s.proc.pid for name, s in self.stages.items() if s.proc}
 
     def query(self, sql: str) -> list[list[object]]:
-        r = httpx.post(self.sink_url, content=sql.encode(), timeout=120)
+        r = sink_query.post(self.settings, sql)
         r.raise_for_status()
         return list(r.json()["rows"])
 

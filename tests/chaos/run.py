@@ -34,6 +34,7 @@ from infra import broker
 from infra.loadgen import ANSWERS, NAMES
 from infra.settings import Settings
 from infra.topics import ensure_topics
+from sink import query as sink_query
 from tests.conftest import ROOT
 from tests.integration.stages import Stage, free_port, read_typed, stage_env
 
@@ -117,10 +118,9 @@ class Chaos:
         return next(n for n in nodes if n.node_id == node_id)
 
     def sql(self, query: str) -> list[list[object]]:
-        url = f"http://127.0.0.1:{self.settings.sink_port}/query"
         for _ in range(60):
             try:
-                r = httpx.post(url, content=query, timeout=120)
+                r = sink_query.post(self.settings, query)
                 if r.status_code == 200:
                     return list(r.json()["rows"])
             except httpx.HTTPError:

@@ -18,6 +18,7 @@ class Issued:
     cert: Path
     key: Path
     der: bytes
+    serial: int
 
 
 class Authority:
@@ -40,11 +41,12 @@ class Authority:
         self.pem = where / f"{name}.pem"
         self.pem.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, name: str, client: bool, stem: str) -> Issued:
+    def issue(self, name: str, client: bool, stem: str, san: str | None = None) -> Issued:
+        """A certificate with common name `name` and `san` (default `name`) as its DNS name."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.UTC)
         usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
-        alt: list[x509.GeneralName] = [x509.DNSName(name)]
+        alt: list[x509.GeneralName] = [x509.DNSName(san or name)]
         if not client:
             alt.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
         cert = (
@@ -52,7 +54,7 @@ class Authority:
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
             .issuer_name(self.cert.subject)
             .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
+            .serial_number(serial := x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(hours=1))
             .not_valid_after(now + dt.timedelta(days=7))
             .add_extension(x509.SubjectAlternativeName(alt), critical=False)
@@ -75,4 +77,27 @@ class Authority:
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(data)
             tmp.replace(path)
-        return Issued(cert_path, key_path, cert.public_bytes(serialization.Encoding.DER))
+        return Issued(cert_path, key_path, cert.public_bytes(serialization.Encoding.DER), serial)
+
+    def revoke(self, revoked: list[Issued], path: Path, age_s: int = 0) -> Path:
+        """A PEM certificate revocation list naming `revoked`, written as a renewal tool would;
+        `age_s` back-dates its lastUpdate (a newer list must carry a later one)."""
+        now = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age_s)
+        builder = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.cert.subject)
+            .last_update(now)
+            .next_update(now + dt.timedelta(days=1))
+        )
+        for issued in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder()
+                .serial_number(issued.serial)
+                .revocation_date(now)
+                .build()
+            )
+        crl = builder.sign(self.key, hashes.SHA256())
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        tmp.replace(path)
+        return path

@@ -161,6 +161,44 @@ async def test_mtls_refuses_before_reading_a_request(mtls: Running, pki: Pki, wh
     assert mtls.writer.records == []
 
 
+async def test_mtls_name_only_in_the_common_name_is_refused(mtls: Running, pki: Pki) -> None:
+    # The platform's name as the subject CN, another name as the only SAN: no CN fallback.
+    cn_only = pki.ca.issue(PLATFORM, client=True, stem="cn-only", san="someone.else.test")
+    with pytest.raises(httpx.TransportError):
+        await post(mtls, pki.ca.pem, cn_only)
+    assert mtls.writer.records == []
+
+
+async def test_revoked_client_certificate_is_refused_and_a_new_list_is_reloaded(
+    pki: Pki, tmp_path: Path
+) -> None:
+    revoked_at_start = pki.ca.issue(PLATFORM, client=True, stem="revoked")
+    crl = pki.ca.revoke([revoked_at_start], tmp_path / "platform.crl", age_s=60)
+    async for run in start(
+        WAFLOW_TLS_CERT=str(pki.server.cert),
+        WAFLOW_TLS_KEY=str(pki.server.key),
+        WAFLOW_TLS_CLIENT_CA=str(pki.ca.pem),
+        WAFLOW_TLS_CLIENT_NAME=PLATFORM,
+        WAFLOW_TLS_CLIENT_CRL=str(crl),
+    ):
+        with pytest.raises(httpx.TransportError):
+            await post(run, pki.ca.pem, revoked_at_start)
+        assert (await post(run, pki.ca.pem, pki.client)).status_code == 200
+        # The CA revokes the platform's certificate too; the reloader picks the list up.
+        pki.ca.revoke([revoked_at_start, pki.client], crl)
+        accepted = 1
+        for _ in range(50):  # until the reloader's next tick
+            try:
+                await post(run, pki.ca.pem, pki.client)
+            except httpx.TransportError:
+                break
+            accepted += 1
+            await asyncio.sleep(0.1)
+        with pytest.raises(httpx.TransportError):
+            await post(run, pki.ca.pem, pki.client)
+        assert len(run.writer.records) == accepted < 50
+
+
 def fetch_cert(run: Running, ctx: ssl.SSLContext) -> bytes:
     host, port = run.url.removeprefix("https://").split(":")
     with (
@@ -190,6 +228,7 @@ async def test_renewed_certificate_is_served_without_restart(https: Running, pki
         ({"WAFLOW_TLS_CERT": "/nonexistent.pem", "WAFLOW_TLS_KEY": "/k"}, "not a readable file"),
         ({"WAFLOW_TLS_CERT": __file__}, "both WAFLOW_TLS_CERT and WAFLOW_TLS_KEY"),
         ({"WAFLOW_TLS_CLIENT_NAME": PLATFORM}, "both WAFLOW_TLS_CLIENT_CA"),
+        ({"WAFLOW_TLS_CLIENT_CRL": __file__}, "set WAFLOW_TLS_CLIENT_CA"),
     ],
 )
 def test_tls_settings_say_what_is_wrong(env: dict[str, str], message: str) -> None:

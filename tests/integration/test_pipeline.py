@@ -25,6 +25,7 @@ from infra.topics import ensure_topics
 from ingest.producer import KafkaRawWriter
 from ingest.routes import create_app
 from ingest.verify import sign
+from sink import query as sink_query
 from streams.replay import Selection, replay
 from tests.integration.stages import Stage, free_port, read_typed, stage_env
 
@@ -63,8 +64,8 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 print(f"--- {stage.stage} log ---\n{stage.tail()}")
 
 
-def query(settings: Settings, sql: str) -> list[list[object]]:
-    r = httpx.post(f"http://127.0.0.1:{settings.sink_port}/query", content=sql, timeout=30)
+def query(settings: Settings, sql: str, write: bool = False) -> list[list[object]]:
+    r = sink_query.post(settings, sql, write=write, timeout=30)
     r.raise_for_status()
     return list(r.json()["rows"])
 
@@ -198,7 +199,7 @@ async def test_replay_twice_creates_no_row_and_restores_deleted_rows(stack: Sett
 
     # A fix reaches old rows by deleting them, then replaying only what they came from.
     waba = "102290129340398"
-    query(stack, f"DELETE FROM waflow.flow_responses WHERE waba_id = '{waba}'")
+    query(stack, f"DELETE FROM waflow.flow_responses WHERE waba_id = '{waba}'", write=True)
     assert query(stack, COUNTS)[0][0] == before[0] - 1
     report = await replay(stack, now - 3_600_000, now, Selection(waba=waba))
     assert dict(report.sent) == {"responses": 1} and report.skipped > 0

@@ -16,10 +16,11 @@ import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra.errors import BrokerError
+from infra.kafka import Acl
 
 POM = Path(__file__).parent / "kafka" / "pom.xml"
 HEAP = os.environ.get("WAFLOW_KAFKA_HEAP", "512m")  # read by the CLI process only
@@ -47,6 +48,29 @@ class Node:
     @property
     def pid_file(self) -> Path:
         return self.home / "broker.pid"
+
+
+@dataclass(frozen=True)
+class Secured:
+    """A SASL_SSL listener beside the PLAINTEXT one, as a managed cluster has.
+
+    Clients log in with SCRAM-SHA-512 as one of `users` (created when the storage is formatted)
+    over TLS with the PEM `keystore` (the broker's private key and certificate chain), and
+    Kafka's StandardAuthorizer allows a principal only what ACLs grant it. The PLAINTEXT
+    listener stays on loopback as the administrator's door: its anonymous principal is the one
+    super user, which the controller and `grant` use.
+    """
+
+    port: int
+    keystore: Path
+    users: tuple[tuple[str, str], ...] = field(repr=False)
+
+    def port_of(self, node: Node) -> int:
+        return self.port + node.node_id - 1
+
+
+SCRAM = "SCRAM-SHA-512"
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 
 
 def nodes_for(data_dir: Path, count: int = 1, base_port: int = 9092) -> list[Node]:
@@ -92,8 +116,10 @@ def start(
     base_port: int = 9092,
     wait_s: float = 90,
     jars_dir: Path | None = None,
+    secured: Secured | None = None,
 ) -> str:
-    """Start `count` nodes (already running ones are left alone); return the bootstrap string.
+    """Start `count` nodes (already running ones are left alone); return the bootstrap string
+    of the PLAINTEXT listeners (`secured.port` and up serve SASL_SSL when given).
 
     `jars_dir` is where the jars are cached (default: `data_dir`); tests keep the project's
     cache but put the nodes' data in a temporary directory.
@@ -104,21 +130,23 @@ def start(
     cluster_id = _cluster_id(nodes[0].home.parent)
     for node in nodes:
         if not is_running(node):
-            start_node(node, lib, voters, cluster_id, count)
+            start_node(node, lib, voters, cluster_id, count, secured)
     deadline = time.monotonic() + wait_s
     for node in nodes:
         _wait_for_port(node, deadline)
     return ",".join(f"127.0.0.1:{n.port}" for n in nodes)
 
 
-def start_node(node: Node, lib: Path, voters: str, cluster_id: str, count: int) -> None:
+def start_node(
+    node: Node, lib: Path, voters: str, cluster_id: str, count: int, secured: Secured | None = None
+) -> None:
     node.home.mkdir(parents=True, exist_ok=True)
     config = node.home / "server.properties"
-    config.write_text(_server_properties(node, voters, count))
+    config.write_text(_server_properties(node, voters, count, secured))
     (node.home / "log4j2.properties").write_text(LOG4J.format(log=node.home / "server.log"))
     classpath = f"{lib}/*"
     if not (node.home / "data" / "meta.properties").exists():
-        fmt = format_command(classpath, cluster_id, config)
+        fmt = format_command(classpath, cluster_id, config, secured.users if secured else ())
         done = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise BrokerError(f"formatting {node.home} failed:\n{done.stdout}{done.stderr}")
@@ -175,17 +203,33 @@ def is_running(node: Node) -> bool:
     return pid is not None and _alive(pid)
 
 
-def _server_properties(node: Node, voters: str, count: int) -> str:
+def _server_properties(node: Node, voters: str, count: int, secured: Secured | None = None) -> str:
     rf = min(count, 3)
+    listeners = f"PLAINTEXT://127.0.0.1:{node.port}"
+    security: list[str] = []
+    if secured is not None:
+        listeners += f",SASL_SSL://127.0.0.1:{secured.port_of(node)}"
+        security = [
+            f"sasl.enabled.mechanisms={SCRAM}",
+            f"listener.name.sasl_ssl.{SCRAM.lower()}.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={secured.keystore}",
+            f"authorizer.class.name={AUTHORIZER}",
+            "super.users=User:ANONYMOUS",
+            "allow.everyone.if.no.acl.found=false",
+        ]
     return "\n".join(
         [
             "process.roles=broker,controller",
             f"node.id={node.node_id}",
             f"controller.quorum.voters={voters}",
-            f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+            f"listeners={listeners},CONTROLLER://127.0.0.1:{node.controller_port}",
+            f"advertised.listeners={listeners}",
             "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map="
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
+            *security,
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={node.home / 'data'}",
             "auto.create.topics.enable=false",
@@ -200,7 +244,9 @@ def _server_properties(node: Node, voters: str, count: int) -> str:
     )
 
 
-def format_command(classpath: str, cluster_id: str, config: Path) -> list[str]:
+def format_command(
+    classpath: str, cluster_id: str, config: Path, users: tuple[tuple[str, str], ...] = ()
+) -> list[str]:
     # `--cluster-id=<id>`, not `-t <id>`: a random base64 id starts with '-' one time in 64, and
     # the storage tool's parser then takes it for an option and refuses to format.
     return [
@@ -212,7 +258,23 @@ def format_command(classpath: str, cluster_id: str, config: Path) -> list[str]:
         f"--cluster-id={cluster_id}",
         f"--config={config}",
         "--ignore-formatted",
+        *(f"--add-scram={SCRAM}=[name={name},password={password}]" for name, password in users),
     ]
+
+
+def grant(
+    data_dir: Path, bootstrap: str, principal: str, acls: list[Acl], remove: bool = False
+) -> None:
+    """Add (or remove) ACLs with Kafka's own AclCommand, through the administrator's PLAINTEXT
+    door. `data_dir` holds the jars."""
+    classpath = f"{lib_dir(data_dir)}/*"
+    action = ["--remove", "--force"] if remove else ["--add"]
+    for acl in acls:
+        cmd = ["java", "-cp", classpath, "org.apache.kafka.tools.AclCommand"]
+        cmd += ["--bootstrap-server", bootstrap, *action, *acl.arguments(principal)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise BrokerError(f"granting {acl} failed:\n{done.stdout[-1500:]}{done.stderr[-1500:]}")
 
 
 def _cluster_id(root: Path) -> str:

@@ -73,6 +73,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         metavar="STAGE=URL",
         help="a stage's /metrics URL (repeat for replicas); default: the local ports",
     )
+    c = sub.add_parser(
+        "check", help="preflight a deployment: Kafka login, ACLs, topics, ClickHouse, secrets"
+    )
+    c.add_argument("--kafka-only", action="store_true", help="skip the ClickHouse checks")
+    a = sub.add_parser("acls", help="print the kafka-acls.sh lines that grant waflow its ACLs")
+    a.add_argument(
+        "--principal",
+        default="",
+        help="default: User:<WAFLOW_KAFKA_SASL_USERNAME>",
+    )
     d = sub.add_parser("demo", help="post signed sample webhooks to the running stack")
     d.add_argument("--deliveries", type=int, default=20)
     args = parser.parse_args(argv)
@@ -92,6 +102,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
     from infra.topics import ensure_topics
 
     asyncio.run(ensure_topics(settings))
+    refuse_on_kafka_problems(settings, STAGES)
     children = [subprocess.Popen([sys.executable, "-m", "infra.cli", stage]) for stage in STAGES]
     stop = False
 
@@ -144,7 +155,23 @@ def _ensure_local_broker(settings: Settings) -> bool:
     return True
 
 
+def refuse_on_kafka_problems(settings: Settings, stages: Sequence[str]) -> None:
+    """Stop with one line per refusal (credentials, trust, ACLs, topics) before a stage starts.
+    A broker that does not answer is no refusal: the stage starts and waits for it."""
+    from infra import preflight
+
+    lines: list[str] = []
+    for stage in stages:
+        problems = asyncio.run(preflight.check(settings, preflight.needs_of(stage, settings)))
+        lines += [p.line for p in problems if p.permanent and p.line not in lines]
+    if lines:
+        raise InfraError("\nwaflow: ".join(lines))
+
+
 def cmd_stage(settings: Settings, args: argparse.Namespace) -> None:
+    if args.command == "ingest":
+        settings.require_ingress_secrets()
+    refuse_on_kafka_problems(settings, [args.command])
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bound_fragmentation(os.environ)  # before any stage starts a thread (infra/malloc.py)
     if args.command == "ingest":
@@ -203,14 +230,14 @@ def cmd_topics(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
-    from infra.clickhouse import connect, ddl, migrate, target
+    from infra.clickhouse import client_for, ddl, migrate, target
 
     where = target(settings.clickhouse_url)
     cluster = settings.clickhouse_cluster
     if args.print:
         print(";\n\n".join(ddl(where.database, cluster)) + ";")
         return
-    applied = migrate(connect(settings.clickhouse_url), where.database, cluster)
+    applied = migrate(client_for(settings), where.database, cluster)
     print("applied:", ", ".join(applied) or "nothing (up to date)")
 
 
@@ -231,11 +258,10 @@ def run_sql(
     except httpx.ConnectError:  # no sink running: open ClickHouse ourselves
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
-        from infra.clickhouse import connect, connect_readonly
+        from infra.clickhouse import client_for
 
         try:
-            opened = connect if write else connect_readonly
-            result = opened(settings.clickhouse_url).query(sql)
+            result = client_for(settings, readonly=not write).query(sql)
         except ClickHouseError as exc:
             raise InfraError(str(exc)) from exc
         return list(result.column_names), [list(r) for r in result.result_rows]
@@ -341,6 +367,54 @@ def _print_table(columns: list[str], rows: list[list[object]]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
+def cmd_check(settings: Settings, args: argparse.Namespace) -> None:
+    """One line per problem and exit 1, or one line per part checked and exit 0."""
+    from infra import preflight
+
+    problems: list[str] = []
+    try:
+        settings.require_ingress_secrets()
+    except InfraError as exc:
+        problems.append(str(exc))
+    for stage in STAGES:
+        found = asyncio.run(preflight.check(settings, preflight.needs_of(stage, settings)))
+        problems += [f"{stage}: {p.line}" for p in found if f"{stage}: {p.line}" not in problems]
+    if not args.kafka_only:
+        problems += _clickhouse_problems(settings)
+    for line in problems:
+        print(f"problem: {line}")
+    if problems:
+        sys.exit(1)
+    print(f"ok: Kafka at {settings.kafka_bootstrap}: login, topics and ACLs of every stage")
+    if not args.kafka_only:
+        print("ok: ClickHouse reachable, migrations applied")
+
+
+def _clickhouse_problems(settings: Settings) -> list[str]:
+    from infra.clickhouse import migrations, target
+
+    db = target(settings.clickhouse_url).database
+    try:
+        _, rows = run_sql(settings, f"SELECT version FROM {db}.schema_migrations")
+    except InfraError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return [f"ClickHouse: {first} (run `waflow migrate` if the database is new)"]
+    done = {int(str(row[0])) for row in rows}
+    pending = [name for version, name, _ in migrations() if version not in done]
+    return [f"ClickHouse: migrations pending: {', '.join(pending)} (run `waflow migrate`)"] * bool(
+        pending
+    )
+
+
+def cmd_acls(settings: Settings, args: argparse.Namespace) -> None:
+    from infra.kafka import acls
+
+    security = settings.kafka_security
+    principal = args.principal or f"User:{security.sasl_username or 'waflow'}"
+    for acl in acls(settings):
+        print(acl.command(principal))
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     from infra.loadgen import Generator
     from ingest.verify import sign
@@ -394,6 +468,8 @@ COMMANDS = {
     "reconcile": cmd_reconcile,
     "migrate": cmd_migrate,
     "query": cmd_query,
+    "check": cmd_check,
+    "acls": cmd_acls,
     "demo": cmd_demo,
     "replay": cmd_replay,
     "status": cmd_status,

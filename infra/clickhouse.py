@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -19,6 +19,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
 
 from infra.cluster import render
 from infra.errors import ClickHouseError
+from infra.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -42,7 +43,45 @@ def target(url: str) -> Target:
     return Target(url, parts.path.strip("/") or "waflow")
 
 
-def connect(url: str) -> Client:
+@dataclass(frozen=True)
+class Server:
+    """How clickhouse-connect reaches a server, parsed from the URL and the password settings."""
+
+    host: str
+    port: int
+    username: str
+    password: str = field(repr=False)
+    secure: bool
+    ca_cert: str | None
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without its password, for messages and logs."""
+        return f"{'https' if self.secure else 'http'}://{self.username}@{self.host}:{self.port}"
+
+
+def server(url: str, password: str = "", ca: Path | None = None) -> Server:
+    """`http(s)://user[:password]@host[:port]/db`; the password may instead come from
+    WAFLOW_CLICKHOUSE_PASSWORD(_FILE), and the server's CA from WAFLOW_CLICKHOUSE_CA."""
+    parts = urlsplit(url)
+    secure = parts.scheme == "https"
+    return Server(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or (8443 if secure else 8123),
+        username=unquote(parts.username or "default"),
+        password=password or unquote(parts.password or ""),
+        secure=secure,
+        ca_cert=str(ca) if ca is not None else None,
+    )
+
+
+def client_for(settings: Settings, readonly: bool = False) -> Client:
+    """The configured ClickHouse, with its password and CA; read-only on request."""
+    opened = connect_readonly if readonly else connect
+    return opened(settings.clickhouse_url, settings.clickhouse_password, settings.clickhouse_ca)
+
+
+def connect(url: str, password: str = "", ca: Path | None = None) -> Client:
     """Open a client; for a server the database is created by `migrate`, so connect to default."""
     parts = urlsplit(url)
     try:
@@ -54,26 +93,31 @@ def connect(url: str) -> Client:
                 )
             Path(parts.path).mkdir(parents=True, exist_ok=True)
             return clickhouse_connect.get_client(dsn=url)
+        where = server(url, password, ca)
         return clickhouse_connect.get_client(
-            host=parts.hostname or "127.0.0.1",
-            port=parts.port or (8443 if parts.scheme == "https" else 8123),
-            username=unquote(parts.username or "default"),
-            password=unquote(parts.password or ""),
-            secure=parts.scheme == "https",
+            host=where.host,
+            port=where.port,
+            username=where.username,
+            password=where.password,
+            secure=where.secure,
+            ca_cert=where.ca_cert,
         )
     except ClickHouseError:
         raise
     except Exception as exc:  # the driver raises many kinds; ours says where and why
-        safe = f"{parts.scheme}://{parts.hostname}:{parts.port}{parts.path}"
-        raise ClickHouseError(f"cannot open ClickHouse at {safe}: {exc}") from exc
+        safe = server(url).safe_url
+        message = str(exc)
+        for secret in {password, unquote(parts.password or "")} - {""}:
+            message = message.replace(secret, "***")
+        raise ClickHouseError(f"cannot open ClickHouse at {safe}: {message}") from exc
 
 
-def connect_readonly(url: str) -> Client:
+def connect_readonly(url: str, password: str = "", ca: Path | None = None) -> Client:
     """A client of its own whose every query runs with `readonly=1`: no write, no DDL, no
     setting change, and the setting cannot be lifted from inside a query. On the embedded
     engine it is set once on this handle (a per-query readonly=1 could not be restored and
     would stick); on a server it rides with every request (not exercised against a server)."""
-    client = connect(url)
+    client = connect(url, password, ca)
     try:
         if urlsplit(url).scheme == "chdb":
             client.command("SET readonly = 1")

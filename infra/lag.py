@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from infra import kafka
 from infra.settings import Settings
 
 
@@ -22,8 +23,8 @@ async def lag(settings: Settings) -> dict[tuple[str, str], int]:
 
     A partition the group never committed counts from the log start: nothing has been read.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.client(settings))
+    consumer = AIOKafkaConsumer(**kafka.client(settings))
     await admin.start()
     await consumer.start()
     try:

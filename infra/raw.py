@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from infra import kafka
 from infra.settings import Settings
 from streams.records import RawMeta
 
@@ -34,7 +35,7 @@ class RawReader:
         self.since_ms, self.until_ms = since_ms, until_ms
         self.spans: list[Span] = []
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **kafka.client(settings),
             enable_auto_commit=False,
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
@@ -87,7 +88,7 @@ class RawReader:
 
 async def partitions(settings: Settings, topic: str) -> list[int]:
     """The topic's partitions from the cluster's metadata (never from a possibly stale cache)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.client(settings))
     await admin.start()
     try:
         [found] = await admin.describe_topics([topic])

@@ -60,12 +60,82 @@ class Topics:
         )
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """How every Kafka client of waflow authenticates and encrypts (infra/kafka.py uses it)."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = ""
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    ssl_ca: Path | None = None
+    ssl_cert: Path | None = None
+    ssl_key: Path | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    def validate(self) -> None:
+        if self.protocol not in SECURITY_PROTOCOLS:
+            raise SettingsError(
+                f"WAFLOW_KAFKA_SECURITY_PROTOCOL={self.protocol!r}: use one of "
+                + ", ".join(SECURITY_PROTOCOLS)
+            )
+        if self.sasl:
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise SettingsError(
+                    f"WAFLOW_KAFKA_SASL_MECHANISM={self.sasl_mechanism!r}: with "
+                    f"{self.protocol} use one of {', '.join(SASL_MECHANISMS)} (your provider's "
+                    "console says which; MSK uses SCRAM-SHA-512, Confluent Cloud PLAIN)"
+                )
+            if not self.sasl_username or not self.sasl_password:
+                raise SettingsError(
+                    f"{self.protocol} needs WAFLOW_KAFKA_SASL_USERNAME and "
+                    "WAFLOW_KAFKA_SASL_PASSWORD (or WAFLOW_KAFKA_SASL_PASSWORD_FILE)"
+                )
+        elif self.sasl_mechanism or self.sasl_username or self.sasl_password:
+            raise SettingsError(
+                f"WAFLOW_KAFKA_SASL_* is set but WAFLOW_KAFKA_SECURITY_PROTOCOL={self.protocol}: "
+                "use SASL_SSL (or SASL_PLAINTEXT) to log in, or unset the SASL settings"
+            )
+        if not self.tls and (self.ssl_ca or self.ssl_cert or self.ssl_key):
+            raise SettingsError(
+                f"WAFLOW_KAFKA_SSL_* is set but WAFLOW_KAFKA_SECURITY_PROTOCOL={self.protocol}: "
+                "use SSL or SASL_SSL, or unset the SSL settings"
+            )
+        if (self.ssl_cert is None) != (self.ssl_key is None):
+            raise SettingsError(
+                "set both WAFLOW_KAFKA_SSL_CERT and WAFLOW_KAFKA_SSL_KEY (a client certificate "
+                "for mutual TLS to the broker), or neither"
+            )
+        for name, path in (
+            ("WAFLOW_KAFKA_SSL_CA", self.ssl_ca),
+            ("WAFLOW_KAFKA_SSL_CERT", self.ssl_cert),
+            ("WAFLOW_KAFKA_SSL_KEY", self.ssl_key),
+        ):
+            if path is not None and not path.is_file():
+                raise SettingsError(f"{name}={path} is not a readable file")
+
+
 @dataclass(frozen=True)
 class Settings:
     app_secrets: tuple[AppSecret, ...] = field(repr=False)
     verify_token: str = field(repr=False)
     kafka_bootstrap: str = "127.0.0.1:9092"
-    clickhouse_url: str = ""
+    kafka_security: KafkaSecurity = KafkaSecurity()
+    # A server URL may carry a password: neither field is ever printed.
+    clickhouse_url: str = field(default="", repr=False)
+    clickhouse_password: str = field(default="", repr=False)
+    clickhouse_ca: Path | None = None
     clickhouse_cluster: str = ""
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -104,10 +174,21 @@ class Settings:
         data_dir = Path(env.get("WAFLOW_DATA_DIR", ".waflow")).absolute()
         url = env.get("WAFLOW_CLICKHOUSE_URL", f"chdb://{data_dir / 'clickhouse'}")
         settings = cls(
-            app_secrets=parse_app_secrets(env.get("WAFLOW_APP_SECRETS", "")),
-            verify_token=env.get("WAFLOW_VERIFY_TOKEN", ""),
+            app_secrets=parse_app_secrets(secret(env, "WAFLOW_APP_SECRETS")),
+            verify_token=secret(env, "WAFLOW_VERIFY_TOKEN"),
             kafka_bootstrap=env.get("WAFLOW_KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            kafka_security=KafkaSecurity(
+                protocol=env.get("WAFLOW_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").strip().upper(),
+                sasl_mechanism=env.get("WAFLOW_KAFKA_SASL_MECHANISM", "").strip().upper(),
+                sasl_username=env.get("WAFLOW_KAFKA_SASL_USERNAME", "").strip(),
+                sasl_password=secret(env, "WAFLOW_KAFKA_SASL_PASSWORD"),
+                ssl_ca=_path(env, "WAFLOW_KAFKA_SSL_CA"),
+                ssl_cert=_path(env, "WAFLOW_KAFKA_SSL_CERT"),
+                ssl_key=_path(env, "WAFLOW_KAFKA_SSL_KEY"),
+            ),
             clickhouse_url=url,
+            clickhouse_password=secret(env, "WAFLOW_CLICKHOUSE_PASSWORD"),
+            clickhouse_ca=_path(env, "WAFLOW_CLICKHOUSE_CA"),
             clickhouse_cluster=env.get("WAFLOW_CLICKHOUSE_CLUSTER", "").strip(),
             http_host=env.get("WAFLOW_HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "WAFLOW_HTTP_PORT", 8080),
@@ -146,6 +227,12 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        self.kafka_security.validate()
+        hosts = self.kafka_hosts
+        if not hosts or any(not re.fullmatch(r"\[?[^\s\]]+\]?:\d{1,5}", h) for h in hosts):
+            raise SettingsError(
+                f"WAFLOW_KAFKA_BOOTSTRAP={self.kafka_bootstrap!r}: give host:port[,host:port...]"
+            )
         scheme = urlsplit(self.clickhouse_url).scheme
         if scheme not in ("http", "https", "chdb"):
             raise SettingsError(
@@ -156,6 +243,18 @@ class Settings:
             raise SettingsError(
                 "WAFLOW_CLICKHOUSE_URL: chdb:// needs an absolute path (chdb:///abs)"
             )
+        if scheme == "chdb" and (self.clickhouse_password or self.clickhouse_ca):
+            raise SettingsError(
+                "WAFLOW_CLICKHOUSE_PASSWORD / WAFLOW_CLICKHOUSE_CA are for a ClickHouse server: "
+                "the embedded engine (chdb://) has neither; unset them or use an http(s):// URL"
+            )
+        if urlsplit(self.clickhouse_url).password and self.clickhouse_password:
+            raise SettingsError(
+                "the ClickHouse password is set twice: in WAFLOW_CLICKHOUSE_URL and in "
+                "WAFLOW_CLICKHOUSE_PASSWORD(_FILE); keep one"
+            )
+        if self.clickhouse_ca is not None and not self.clickhouse_ca.is_file():
+            raise SettingsError(f"WAFLOW_CLICKHOUSE_CA={self.clickhouse_ca} is not a readable file")
         if self.clickhouse_cluster and not re.fullmatch(
             r"[A-Za-z_][A-Za-z0-9_]*", self.clickhouse_cluster
         ):
@@ -239,6 +338,11 @@ class Settings:
         if self.tls_reload_s <= 0:
             raise SettingsError("WAFLOW_TLS_RELOAD_SECONDS must be > 0 (default 60)")
 
+    @property
+    def kafka_hosts(self) -> tuple[str, ...]:
+        """Every host:port of WAFLOW_KAFKA_BOOTSTRAP, for every client."""
+        return tuple(h.strip() for h in self.kafka_bootstrap.split(",") if h.strip())
+
     def require_ingress_secrets(self) -> None:
         """Fail closed: an ingress without a secret would accept anything."""
         if not self.app_secrets:
@@ -273,6 +377,22 @@ def parse_app_secrets(raw: str) -> tuple[AppSecret, ...]:
     if len(set(labels)) != len(labels):
         raise SettingsError("WAFLOW_APP_SECRETS has a label twice: give each app its own label")
     return tuple(secrets)
+
+
+def secret(env: Mapping[str, str], name: str) -> str:
+    """`name` from the environment, or the contents of the file `<name>_FILE` names (the Docker
+    and Kubernetes secrets convention; one trailing newline dropped). Both set is an error."""
+    value = env.get(name, "")
+    file = env.get(f"{name}_FILE", "").strip()
+    if value and file:
+        raise SettingsError(f"set {name} or {name}_FILE, not both")
+    if not file:
+        return value
+    try:
+        text = Path(file).read_text()
+    except OSError as exc:
+        raise SettingsError(f"{name}_FILE={file} cannot be read: {exc.strerror}") from exc
+    return text.removesuffix("\n").removesuffix("\r")
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:

@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from murmurhash2 import murmurhash2
 
+from infra import kafka
 from infra.errors import BrokerError
 from infra.settings import Settings
 
@@ -72,7 +73,7 @@ def declared(settings: Settings) -> list[TopicSpec]:
 
 async def ensure_topics(settings: Settings, attempts: int = 30) -> list[str]:
     """Create the declared topics that do not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.client(settings))
     for attempt in range(attempts):
         try:
             await admin.start()

@@ -55,11 +55,12 @@ class KafkaRawWriter:
 
     RESET_AFTER_S = 15.0
 
-    def __init__(self, bootstrap: str, topic: str, timeout_s: float) -> None:
+    def __init__(self, connection: dict[str, Any], topic: str, timeout_s: float) -> None:
+        """`connection`: the bootstrap hosts and security (infra.kafka.client)."""
         self.topic = topic
         self.timeout_s = timeout_s
         self._config = dict(
-            bootstrap_servers=bootstrap,
+            **connection,
             acks="all",
             enable_idempotence=True,
             compression_type="zstd",

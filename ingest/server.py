@@ -11,6 +11,7 @@ import uvicorn
 import uvloop
 from starlette.applications import Starlette
 
+from infra import kafka
 from infra.collector import settle
 from infra.settings import Settings
 from ingest.producer import KafkaRawWriter
@@ -21,9 +22,7 @@ log = logging.getLogger("waflow.ingest")
 
 
 def build(settings: Settings) -> Starlette:
-    writer = KafkaRawWriter(
-        settings.kafka_bootstrap, settings.topics.raw, settings.produce_timeout_s
-    )
+    writer = KafkaRawWriter(kafka.client(settings), settings.topics.raw, settings.produce_timeout_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

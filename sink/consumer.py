@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from infra import kafka
 from infra.settings import Settings
 from sink.batch import Consumed, cut
 from sink.breaker import Breaker
@@ -35,7 +36,7 @@ class SinkLoop:
         self.metrics = metrics
         self.consumer = AIOKafkaConsumer(
             *self.topics,
-            bootstrap_servers=settings.kafka_bootstrap,
+            **kafka.client(settings),
             group_id=f"{t.prefix}-sink",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

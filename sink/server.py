@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from infra.clickhouse import connect, connect_readonly, migrate, target
+from infra.clickhouse import client_for, migrate, target
 from infra.collector import settle
 from infra.settings import Settings
 from sink.consumer import SinkLoop
@@ -110,11 +110,11 @@ async def run(settings: Settings) -> None:
     where = target(settings.clickhouse_url)
     cluster = settings.clickhouse_cluster
     engine = Engine(
-        connect(settings.clickhouse_url),
+        client_for(settings),
         where.database,
         cluster,
         where.embedded,
-        reader=connect_readonly(settings.clickhouse_url),
+        reader=client_for(settings, readonly=True),
     )
     applied = await engine.call(lambda: migrate(engine.client, where.database, cluster))
     log.info("migrations applied", extra={"applied": applied, "database": where.database})

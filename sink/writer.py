@@ -91,6 +91,15 @@ class Engine:
     async def call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
 
+    async def select(self, sql: str) -> tuple[list[str], list[list[Any]]]:
+        """Run waflow's own SQL (trusted, never a user's) on the writer's client."""
+
+        def run() -> tuple[list[str], list[list[Any]]]:
+            result = self.client.query(sql)
+            return list(result.column_names), [list(r) for r in result.result_rows]
+
+        return await self.call(run)
+
     async def query(self, sql: str, write: bool = False) -> tuple[list[str], list[list[Any]]]:
         """Run SQL for `waflow query`: read-only unless `write`, and never a function, engine or
         clause that reaches files, URLs or other servers (QueryRefused)."""

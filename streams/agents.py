@@ -20,6 +20,7 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from infra import kafka
 from infra.settings import Settings
 from schemas import codec
 from schemas.errors import SchemaError
@@ -44,7 +45,8 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
     app_id = f"{settings.topics.prefix}-streams"
     app = faust.App(
         app_id,
-        broker=f"kafka://{settings.kafka_bootstrap.split(',')[0]}",
+        broker=kafka.faust_broker(settings),
+        broker_credentials=kafka.faust_credentials(settings),
         store="rocksdb://",
         datadir=str(settings.data_dir / "streams"),
         topic_replication_factor=settings.replication_factor,

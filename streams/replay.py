@@ -19,6 +19,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from infra import kafka
 from infra.raw import RawReader
 from infra.settings import Settings
 from streams.encode import typed
@@ -62,7 +63,7 @@ async def replay(
     report = Report(run_id=uuid.uuid4().hex)
     headers = [("waflow-replay", report.run_id.encode())]
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **kafka.client(settings),
         acks="all",
         enable_idempotence=True,
         linger_ms=20,

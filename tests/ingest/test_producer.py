@@ -56,7 +56,7 @@ async def test_a_stuck_producer_is_replaced(monkeypatch: pytest.MonkeyPatch) -> 
     """Regression: after a whole-cluster restart every write timed out until a manual restart."""
     FakeProducer.made.clear()
     monkeypatch.setattr(module, "AIOKafkaProducer", FakeProducer)
-    writer = KafkaRawWriter("x:1", "raw", 1)
+    writer = KafkaRawWriter({"bootstrap_servers": "x:1"}, "raw", 1)
     writer.RESET_AFTER_S = 0.0
     await writer.start()
     with pytest.raises(BrokerUnavailableError):
@@ -76,7 +76,7 @@ async def test_concurrent_requests_share_batches_and_each_hears_its_answer(
     FakeProducer.made.clear()
     FakeProducer.made.append(FakeProducer())  # taken as the stuck one; the writer's works
     monkeypatch.setattr(module, "AIOKafkaProducer", FakeProducer)
-    writer = KafkaRawWriter("x:1", "raw", 1)
+    writer = KafkaRawWriter({"bootstrap_servers": "x:1"}, "raw", 1)
     await writer.start()
     records = [RawRecord(b"x" * 500, b"waba-%d" % (i % 5), ()) for i in range(300)]
     await asyncio.gather(*(writer.write(r) for r in records))
@@ -90,7 +90,7 @@ async def test_a_failed_batch_fails_every_request_in_it(monkeypatch: pytest.Monk
     """A 200 only after the broker acknowledged: a refused batch is a 503 for all its requests."""
     FakeProducer.made.clear()
     monkeypatch.setattr(module, "AIOKafkaProducer", FakeProducer)  # the first one is stuck
-    writer = KafkaRawWriter("x:1", "raw", 1)
+    writer = KafkaRawWriter({"bootstrap_servers": "x:1"}, "raw", 1)
     await writer.start()
     outcomes = await asyncio.gather(
         *(writer.write(RawRecord(b"{}", b"k", ())) for _ in range(20)), return_exceptions=True
@@ -112,7 +112,7 @@ async def test_a_batch_that_is_never_acknowledged_answers_by_its_deadline(
     """One timer per batch: the request in flight and the one waiting behind it both hear 503
     within the produce timeout, and a cancelled request does not cancel its neighbour."""
     monkeypatch.setattr(module, "AIOKafkaProducer", SilentProducer)
-    writer = KafkaRawWriter("x:1", "raw", 0.2)
+    writer = KafkaRawWriter({"bootstrap_servers": "x:1"}, "raw", 0.2)
     writer.RESET_AFTER_S = 60.0
     await writer.start()
     loop = asyncio.get_running_loop()

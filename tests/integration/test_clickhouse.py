@@ -43,9 +43,9 @@ async def test_migrations_are_idempotent_and_batches_exactly_once(
     # The same keys at other offsets (a crashed stream worker wrote them twice): nothing new.
     for batch in cut(consumed("waflow.flows.events", 100, list(payloads.values())), NOW).batches:
         assert await writer.write(batch) == 0
-    _, rows = await engine.query("SELECT count(), uniqExact(event_id) FROM waflow.flow_events")
+    _, rows = await engine.select("SELECT count(), uniqExact(event_id) FROM waflow.flow_events")
     assert rows == [[6, 6]]
-    _, rows = await engine.query(
+    _, rows = await engine.select(
         "SELECT count(), uniqExact(message_id), any(contact_name), any(response['optional_param1'])"
         " FROM waflow.flow_responses"
     )
@@ -101,15 +101,15 @@ async def test_views_on_a_fixed_data_set(chdb_url: str) -> None:
     ]
     for batch in cut(consumed("waflow.flows.events", 0, bodies), NOW).batches:
         await ClickHouseWriter(engine).write(batch)
-    _, status = await engine.query(
+    _, status = await engine.select(
         "SELECT flow_id, status FROM waflow.flow_status_current ORDER BY flow_id"
     )
     assert status == [["f1", "PUBLISHED"], ["f2", "BLOCKED"]]
-    _, active = await engine.query(
+    _, active = await engine.select(
         "SELECT flow_id, alert, toUnixTimestamp(since) FROM waflow.flow_alerts_active"
     )
     assert active == [["f1", "CLIENT_ERROR_RATE", 4000]]
-    _, timeline = await engine.query(
+    _, timeline = await engine.select(
         "SELECT alert, alert_state, duration_s FROM waflow.flow_alert_timeline ORDER BY started_at"
     )
     assert timeline == [

@@ -50,7 +50,7 @@ async def test_every_payload_readable_byte_for_byte(
     topic = f"raw-{uuid.uuid4().hex[:8]}"
     await create_topic(kafka_bootstrap, topic)
     settings = make_settings(WAFLOW_KAFKA_BOOTSTRAP=kafka_bootstrap)
-    writer = KafkaRawWriter(kafka_bootstrap, topic, 10)
+    writer = KafkaRawWriter({"bootstrap_servers": kafka_bootstrap}, topic, 10)
     await writer.start(attempts=30)
     app = create_app(settings, writer, writer.ready)
     unicode_body = '{"entry":[{"id":"9","changes":[]}],"n":"Zoë \\u00e9 李"}'.encode()
@@ -94,7 +94,9 @@ async def test_broker_down_gives_503_then_200_after_restart() -> None:
     from infra.topics import ensure_topics
 
     await ensure_topics(settings)
-    writer = KafkaRawWriter(bootstrap, settings.topics.raw, settings.produce_timeout_s)
+    writer = KafkaRawWriter(
+        {"bootstrap_servers": bootstrap}, settings.topics.raw, settings.produce_timeout_s
+    )
     await writer.start(attempts=30)
     app = create_app(settings, writer, writer.ready)
     body = b'{"entry":[{"id":"1","changes":[]}]}'

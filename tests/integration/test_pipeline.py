@@ -18,6 +18,7 @@ import httpx
 import orjson
 import pytest
 
+from infra import kafka
 from infra.lag import lag
 from infra.loadgen import Generator
 from infra.settings import Settings
@@ -85,7 +86,7 @@ def wait_for(settings: Settings, sql: str, expected: object, timeout_s: float = 
 
 
 async def test_signed_posts_become_rows_once(stack: Settings, payloads: dict[str, bytes]) -> None:
-    writer = KafkaRawWriter(stack.kafka_bootstrap, stack.topics.raw, 10)
+    writer = KafkaRawWriter(kafka.client(stack), stack.topics.raw, 10)
     await writer.start(attempts=30)
     app = create_app(stack, writer, writer.ready)
     gen = Generator(seed=7, wabas=3, run=uuid.uuid4().hex[:6])

@@ -112,10 +112,10 @@ async def drain(loop: SinkLoop, engine: Engine, expected: list[int], timeout_s: 
     rows: list[int] = []
     try:
         while time.monotonic() < deadline and not task.done():
-            _, [rows] = await engine.query(COUNTS)
+            _, [rows] = await engine.select(COUNTS)
             if rows == expected:
                 await asyncio.sleep(1.5)  # and nothing more arrives
-                _, [rows] = await engine.query(COUNTS)
+                _, [rows] = await engine.select(COUNTS)
                 break
             await asyncio.sleep(0.3)
     finally:
@@ -194,7 +194,7 @@ async def test_drifted_records_go_to_dead_letters_while_neighbours_load(sink_env
     refused = sum(s.value for m in metrics.engine_refused.collect() for s in m.samples[:1])
     # The engine refused the batches holding the two bad records; their neighbours loaded.
     assert refused >= 2 if engine.embedded else refused == 0
-    _, dead = await engine.query(
+    _, dead = await engine.select(
         "SELECT reason, source_topic FROM waflow.dead_letters ORDER BY reason"
     )
     assert sorted(dead) == sorted(

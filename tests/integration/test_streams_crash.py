@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from infra import kafka
 from infra.loadgen import Generator
 from infra.settings import Settings
 from ingest.producer import KafkaRawWriter, RawRecord
@@ -27,7 +28,7 @@ GUARANTEE = os.environ.get("WAFLOW_TEST_GUARANTEE", "at_least_once")
 
 
 async def produce_raw(settings: Settings, bodies: list[bytes]) -> None:
-    writer = KafkaRawWriter(settings.kafka_bootstrap, settings.topics.raw, 30)
+    writer = KafkaRawWriter(kafka.client(settings), settings.topics.raw, 30)
     await writer.start(attempts=30)
     try:
         await asyncio.gather(

@@ -36,7 +36,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     b.add_argument("action", choices=("fetch", "start", "stop", "status"))
     b.add_argument("--nodes", type=int, default=1, help="3 for a local 3-broker cluster")
     b.add_argument("--base-port", type=int, default=9092)
-    sub.add_parser("topics", help="create the declared topics (idempotent)")
+    tp = sub.add_parser(
+        "topics", help="create the declared topics and bring existing ones to their settings"
+    )
+    tp.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     m = sub.add_parser("migrate", help="apply ClickHouse migrations (idempotent)")
     m.add_argument(
         "--print", action="store_true", help="print the DDL for this configuration, run nothing"
@@ -224,9 +227,15 @@ def cmd_broker(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> None:
-    from infra.topics import ensure_topics
+    from infra.topics import reconcile_topics
 
-    print("created:", ", ".join(asyncio.run(ensure_topics(settings))) or "nothing (all exist)")
+    changes = asyncio.run(reconcile_topics(settings, dry_run=args.dry_run))
+    lines = [line for change in changes for line in change.lines()]
+    verb = "would " if args.dry_run else ""
+    for line in lines:
+        print(f"{verb}{line}" if not line.startswith("warning") else line)
+    if not lines:
+        print("topics match their settings: nothing to do")
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:

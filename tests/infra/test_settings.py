@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from infra.errors import SettingsError
@@ -30,6 +32,27 @@ def test_secret_never_in_repr() -> None:
         ({"WAFLOW_STREAMS_GUARANTEE": "maybe"}, "at_least_once"),
         ({"WAFLOW_STREAMS_VERIFY": "sure"}, "not a boolean"),
         ({"WAFLOW_STREAMS_VERIFY": "true"}, "needs WAFLOW_APP_SECRETS"),
+        ({"WAFLOW_KAFKA_BOOTSTRAP": "broker-without-port"}, "host:port"),
+        ({"WAFLOW_KAFKA_SECURITY_PROTOCOL": "TLS"}, "SASL_SSL"),
+        ({"WAFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "WAFLOW_KAFKA_SASL_MECHANISM"),
+        (
+            {"WAFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "WAFLOW_KAFKA_SASL_MECHANISM": "PLAIN"},
+            "needs WAFLOW_KAFKA_SASL_USERNAME",
+        ),
+        ({"WAFLOW_KAFKA_SASL_USERNAME": "u"}, "use SASL_SSL"),
+        ({"WAFLOW_KAFKA_SSL_CA": "/etc/hostname"}, "use SSL or SASL_SSL"),
+        (
+            {"WAFLOW_KAFKA_SECURITY_PROTOCOL": "SSL", "WAFLOW_KAFKA_SSL_CERT": "/etc/hostname"},
+            "both WAFLOW_KAFKA_SSL_CERT and WAFLOW_KAFKA_SSL_KEY",
+        ),
+        ({"WAFLOW_KAFKA_SECURITY_PROTOCOL": "SSL", "WAFLOW_KAFKA_SSL_CA": "/no"}, "readable"),
+        ({"WAFLOW_CLICKHOUSE_PASSWORD": "p"}, "embedded engine"),
+        (
+            {"WAFLOW_CLICKHOUSE_URL": "https://u:p@h/db", "WAFLOW_CLICKHOUSE_PASSWORD": "q"},
+            "set twice",
+        ),
+        ({"WAFLOW_VERIFY_TOKEN": "a", "WAFLOW_VERIFY_TOKEN_FILE": "/etc/hostname"}, "not both"),
+        ({"WAFLOW_APP_SECRETS_FILE": "/nonexistent/secret"}, "cannot be read"),
     ],
 )
 def test_invalid_settings_say_what_and_how(env: dict[str, str], message: str) -> None:
@@ -80,3 +103,39 @@ def test_readme_configuration_reference_names_every_setting() -> None:
     read = set(re.findall(r'"(WAFLOW_[A-Z_]+)"', (ROOT / "infra" / "settings.py").read_text()))
     documented = set(re.findall(r"`(WAFLOW_[A-Z_]+)`", (ROOT / "README.md").read_text()))
     assert read and not read - documented, f"settings missing from README: {read - documented}"
+
+
+def test_every_secret_reads_from_its_file(tmp_path: Path) -> None:
+    files = {
+        "WAFLOW_APP_SECRETS": "shop=from-file\n",
+        "WAFLOW_VERIFY_TOKEN": "token-from-file\n",
+        "WAFLOW_KAFKA_SASL_PASSWORD": "kafka-from-file\r\n",
+        "WAFLOW_CLICKHOUSE_PASSWORD": "ch-from-file",
+    }
+    env = {
+        "WAFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "WAFLOW_KAFKA_SASL_MECHANISM": "scram-sha-512",
+        "WAFLOW_KAFKA_SASL_USERNAME": "waflow",
+        "WAFLOW_CLICKHOUSE_URL": "https://waflow@ch.example:8443/analytics",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        env[f"{name}_FILE"] = str(tmp_path / name)
+    s = Settings.from_env(env)
+    assert [(a.label, a.secret) for a in s.app_secrets] == [("shop", b"from-file")]
+    assert s.verify_token == "token-from-file"
+    assert s.kafka_security.sasl_password == "kafka-from-file"
+    assert s.kafka_security.sasl_mechanism == "SCRAM-SHA-512"
+    assert s.clickhouse_password == "ch-from-file"
+    for secret in ("from-file", "token-from-file", "kafka-from-file", "ch-from-file"):
+        assert secret not in repr(s)
+
+
+def test_a_password_in_the_clickhouse_url_never_prints() -> None:
+    s = Settings.from_env({"WAFLOW_CLICKHOUSE_URL": "https://u:hunter2@ch.example:8443/db"})
+    assert "hunter2" not in repr(s)
+
+
+def test_every_bootstrap_host_is_kept() -> None:
+    s = Settings.from_env({"WAFLOW_KAFKA_BOOTSTRAP": "b1:9092, b2:9092,[::1]:9093"})
+    assert s.kafka_hosts == ("b1:9092", "b2:9092", "[::1]:9093")

@@ -141,7 +141,10 @@ class Settings:
     http_port: int = 8080
     streams_port: int = 8081
     sink_port: int = 8082
-    metrics_host: str = "127.0.0.1"
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = None
+    ingest_admin_port: int = 8083
+    sink_stall_s: float = 120.0
     data_dir: Path = Path(".waflow")
     max_body_bytes: int = 4 * 1024 * 1024
     produce_timeout_s: float = 5.0
@@ -194,7 +197,11 @@ class Settings:
             http_port=_int(env, "WAFLOW_HTTP_PORT", 8080),
             streams_port=_int(env, "WAFLOW_STREAMS_PORT", 8081),
             sink_port=_int(env, "WAFLOW_SINK_PORT", 8082),
-            metrics_host=env.get("WAFLOW_METRICS_HOST", "127.0.0.1"),
+            # WAFLOW_METRICS_HOST is the older name of WAFLOW_ADMIN_HOST.
+            admin_host=env.get("WAFLOW_ADMIN_HOST") or env.get("WAFLOW_METRICS_HOST", "127.0.0.1"),
+            admin_port=_int(env, "WAFLOW_ADMIN_PORT", 0) or None,
+            ingest_admin_port=_int(env, "WAFLOW_INGEST_ADMIN_PORT", 8083),
+            sink_stall_s=_float(env, "WAFLOW_SINK_STALL_SECONDS", 120.0),
             data_dir=data_dir,
             max_body_bytes=_int(env, "WAFLOW_MAX_BODY_BYTES", 4 * 1024 * 1024),
             produce_timeout_s=_float(env, "WAFLOW_PRODUCE_TIMEOUT_S", 5.0),
@@ -272,6 +279,8 @@ class Settings:
             ("HTTP", self.http_port),
             ("STREAMS", self.streams_port),
             ("SINK", self.sink_port),
+            ("ADMIN", self.admin_port or 1),
+            ("INGEST_ADMIN", self.ingest_admin_port),
         ):
             if not 0 < port < 65536:
                 raise SettingsError(f"WAFLOW_{name}_PORT={port} is not a TCP port (1-65535)")
@@ -283,6 +292,7 @@ class Settings:
             ("WAFLOW_HEADER_TIMEOUT_S", self.header_timeout_s),
             ("WAFLOW_BODY_TIMEOUT_S", self.body_timeout_s),
             ("WAFLOW_REFUSAL_LOG_SECONDS", self.refusal_log_s),
+            ("WAFLOW_SINK_STALL_SECONDS", self.sink_stall_s),
         ):
             if seconds <= 0:
                 raise SettingsError(f"{name} must be > 0 seconds")
@@ -337,6 +347,17 @@ class Settings:
             )
         if self.tls_reload_s <= 0:
             raise SettingsError("WAFLOW_TLS_RELOAD_SECONDS must be > 0 (default 60)")
+
+    def admin_port_of(self, stage: str) -> int:
+        """Where a stage serves /metrics, /healthz and /readyz (and the sink /query):
+        WAFLOW_ADMIN_PORT when set (one stage per container), else the stage's own port
+        (WAFLOW_INGEST_ADMIN_PORT, WAFLOW_STREAMS_PORT, WAFLOW_SINK_PORT) so the three can
+        share a host."""
+        if self.admin_port:
+            return self.admin_port
+        return {"ingest": self.ingest_admin_port, "streams": self.streams_port}.get(
+            stage, self.sink_port
+        )
 
     @property
     def kafka_hosts(self) -> tuple[str, ...]:

@@ -24,14 +24,9 @@ TABLES = ("flow_responses", "flow_events", "webhook_changes", "dead_letters")
 
 def endpoints(settings: Settings, given: Sequence[str] = ()) -> dict[str, list[str]]:
     """stage -> metrics URLs: the local ports by default; `stage=url` entries replace a stage's."""
-    scheme = "https" if settings.tls_cert else "http"
-    listens_everywhere = settings.http_host in ("0.0.0.0", "::")  # noqa: S104 (we connect)
-    host = "127.0.0.1" if listens_everywhere else settings.http_host
-    out = {
-        "ingest": [f"{scheme}://{host}:{settings.http_port}/metrics"],
-        "streams": [f"http://127.0.0.1:{settings.streams_port}/metrics"],
-        "sink": [f"http://127.0.0.1:{settings.sink_port}/metrics"],
-    }
+    everywhere = settings.admin_host in ("0.0.0.0", "::")  # noqa: S104 (we connect)
+    host = "127.0.0.1" if everywhere else settings.admin_host
+    out = {stage: [f"http://{host}:{settings.admin_port_of(stage)}/metrics"] for stage in STAGES}
     replaced: dict[str, list[str]] = {}
     for entry in given:
         stage, _, url = entry.partition("=")

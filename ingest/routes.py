@@ -1,4 +1,7 @@
-"""The Starlette app: handshake, signed POST, health, readiness and metrics. Thin by design."""
+"""The ingress's two Starlette apps, thin by design: the public one serves only /webhook (the
+handshake and signed POSTs); the admin one (WAFLOW_ADMIN_HOST:WAFLOW_ADMIN_PORT, loopback by
+default) serves /metrics, /healthz and /readyz, so probes and Prometheus never need the public
+listener, and the public listener shows nothing but the webhook."""
 
 from __future__ import annotations
 
@@ -40,7 +43,6 @@ ANSWERS = {
 def create_app(
     settings: Settings,
     writer: RawWriter,
-    ready: Callable[[], Awaitable[bool]],
     metrics: IngestMetrics | None = None,
     lifespan: Lifespan[Starlette] | None = None,
 ) -> Starlette:
@@ -131,17 +133,6 @@ def create_app(
             )
         return PlainTextResponse("OK", headers={"x-request-id": request_id})
 
-    async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    async def readyz(request: Request) -> Response:
-        if await ready():
-            return PlainTextResponse("ready")
-        return PlainTextResponse("producer not connected", status_code=503)
-
-    async def metrics_endpoint(request: Request) -> Response:
-        return Response(generate_latest(stats.registry), media_type=CONTENT_TYPE_LATEST)
-
     async def webhook(request: Request) -> Response:
         if request.method == "GET":
             return await handshake(request)
@@ -167,11 +158,29 @@ def create_app(
     return Starlette(
         routes=[
             Route("/webhook", webhook, methods=["GET", "POST"]),
+        ],
+        lifespan=lifespan_with_log,
+    )
+
+
+def admin_app(metrics: IngestMetrics, ready: Callable[[], Awaitable[bool]]) -> Starlette:
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        if await ready():
+            return PlainTextResponse("ready")
+        return PlainTextResponse("producer not connected", status_code=503)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return Starlette(
+        routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
-        ],
-        lifespan=lifespan_with_log,
+        ]
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
 import uvloop
@@ -14,14 +14,17 @@ from starlette.applications import Starlette
 from infra import kafka
 from infra.collector import settle
 from infra.settings import Settings
+from ingest.metrics import IngestMetrics
 from ingest.producer import KafkaRawWriter
-from ingest.routes import create_app
+from ingest.routes import admin_app, create_app
 from ingest.tls import Reloader, client_name_guard, header_deadline, server_context
 
 log = logging.getLogger("waflow.ingest")
 
 
-def build(settings: Settings) -> Starlette:
+def build(settings: Settings) -> tuple[Starlette, Starlette]:
+    """The public webhook app and the admin app, sharing one writer and one set of metrics."""
+    metrics = IngestMetrics()
     writer = KafkaRawWriter(kafka.client(settings), settings.topics.raw, settings.produce_timeout_s)
 
     @contextlib.asynccontextmanager
@@ -33,7 +36,21 @@ def build(settings: Settings) -> Starlette:
         connecting.cancel()
         await writer.stop()
 
-    return create_app(settings, writer, writer.ready, lifespan=lifespan)
+    public = create_app(settings, writer, metrics, lifespan=lifespan)
+    return public, admin_app(metrics, writer.ready)
+
+
+def admin_config(settings: Settings, app: Starlette) -> uvicorn.Config:
+    """Plain HTTP on WAFLOW_ADMIN_HOST (loopback by default): /metrics, /healthz, /readyz."""
+    cfg = uvicorn.Config(
+        app,
+        host=settings.admin_host,
+        port=settings.admin_port_of("ingest"),
+        access_log=False,
+        log_config=None,
+        lifespan="off",
+    )
+    return cfg
 
 
 def config(settings: Settings, app: Starlette) -> tuple[uvicorn.Config, Reloader | None]:
@@ -67,7 +84,7 @@ def config(settings: Settings, app: Starlette) -> tuple[uvicorn.Config, Reloader
 
 
 def serve(settings: Settings) -> None:
-    app = build(settings)
+    app, admin = build(settings)
     cfg, reloader = config(settings, app)
     settle()  # everything built so far lives as long as the process (infra/collector.py)
     scheme = "https" if reloader else "http"
@@ -76,16 +93,31 @@ def serve(settings: Settings) -> None:
         extra={
             "url": f"{scheme}://{settings.http_host}:{settings.http_port}/webhook",
             "mutual_tls": bool(settings.tls_client_name),
+            "admin": f"http://{settings.admin_host}:{settings.admin_port_of('ingest')}",
         },
     )
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(_serve(cfg, reloader, settings.tls_reload_s))
+        runner.run(_serve(cfg, admin_config(settings, admin), reloader, settings.tls_reload_s))
 
 
-async def _serve(cfg: uvicorn.Config, reloader: Reloader | None, reload_s: float) -> None:
+async def _serve(
+    cfg: uvicorn.Config, admin: uvicorn.Config, reloader: Reloader | None, reload_s: float
+) -> None:
     watching = asyncio.create_task(reloader.run(reload_s)) if reloader else None
+    public = uvicorn.Server(cfg)
+    # The admin server leaves signals to the public one, and stops when it stops.
+    admin_server = AdminServer(admin)
+    admin_serving = asyncio.create_task(admin_server.serve())
     try:
-        await uvicorn.Server(cfg).serve()
+        await public.serve()
     finally:
+        admin_server.should_exit = True
+        await admin_serving
         if watching:
             watching.cancel()
+
+
+class AdminServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield

@@ -49,6 +49,8 @@ class SinkLoop:
         # Hand the writer Avro rows to decode in the engine (it must be able to).
         self.in_engine = in_engine
         self.stopping = asyncio.Event()
+        # When the batch now being written was handed over; None while nothing waits.
+        self.waiting_since: float | None = None
 
     async def run(self) -> None:
         """Collect the next batch while the last one is cut, written and committed: the
@@ -86,7 +88,17 @@ class SinkLoop:
                 out.extend(Consumed(tp.topic, tp.partition, m.offset, m.value or b"") for m in msgs)
         return out
 
+    def stalled(self) -> str:
+        """Why the sink is unhealthy, or "": a batch has waited for its commit longer than
+        WAFLOW_SINK_STALL_SECONDS (ClickHouse refusing it, or the sink wedged)."""
+        since = self.waiting_since
+        limit = self.settings.sink_stall_s
+        if since is not None and time.monotonic() - since > limit:
+            return f"no commit for over {limit:g} s while a batch waits to be written"
+        return ""
+
     async def _flush(self, records: list[Consumed]) -> None:
+        self.waiting_since = time.monotonic()
         now = datetime.now(UTC)
         batches = cut(records, now, in_engine=self.in_engine)
         self._count_dead(batches.dead_reasons)
@@ -98,6 +110,7 @@ class SinkLoop:
             tp = TopicPartition(rec.topic, rec.partition)
             commits[tp] = max(commits.get(tp, 0), rec.offset + 1)
         await self.consumer.commit(commits)
+        self.waiting_since = None
         await self._record_lag()
 
     async def _load(self, batch: Batch, now: datetime) -> bool:

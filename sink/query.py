@@ -155,7 +155,7 @@ def post(settings: Settings, sql: str, write: bool = False, timeout: float = 120
     if write:
         headers[WRITE_HEADER] = "true"
     return httpx.post(
-        f"http://127.0.0.1:{settings.sink_port}/query",
+        f"http://127.0.0.1:{settings.admin_port_of('sink')}/query",
         content=sql.encode(),
         headers=headers,
         timeout=timeout,

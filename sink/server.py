@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -44,7 +44,12 @@ from sink.writer import ClickHouseWriter, Engine
 log = logging.getLogger("waflow.sink")
 
 
-def query_app(engine: Engine, metrics: SinkMetrics, token: str) -> Starlette:
+def query_app(
+    engine: Engine, metrics: SinkMetrics, token: str, health: Callable[[], str] = lambda: ""
+) -> Starlette:
+    """The sink's admin listener: /query, /metrics, /healthz (503 with the reason from
+    `health` when it names one) and /readyz."""
+
     async def query(request: Request) -> Response:
         # Checked before the body is read: the port may be opened (WAFLOW_METRICS_HOST) so
         # Prometheus can scrape /metrics, and any web page can send requests to loopback.
@@ -74,7 +79,8 @@ def query_app(engine: Engine, metrics: SinkMetrics, token: str) -> Starlette:
         )
 
     async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok")
+        problem = health()
+        return PlainTextResponse(problem or "ok", status_code=503 if problem else 200)
 
     async def metrics_page(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -83,6 +89,7 @@ def query_app(engine: Engine, metrics: SinkMetrics, token: str) -> Starlette:
         routes=[
             Route("/query", query, methods=["POST"]),
             Route("/healthz", healthz),
+            Route("/readyz", healthz),
             Route("/metrics", metrics_page),
         ]
     )
@@ -123,9 +130,9 @@ async def run(settings: Settings) -> None:
     settle()  # everything built so far lives as long as the process (infra/collector.py)
     server = QuietServer(
         uvicorn.Config(
-            query_app(engine, metrics, write_token(settings.data_dir)),
-            host=settings.metrics_host,
-            port=settings.sink_port,
+            query_app(engine, metrics, write_token(settings.data_dir), loop.stalled),
+            host=settings.admin_host,
+            port=settings.admin_port_of("sink"),
             log_config=None,
             access_log=False,
         )

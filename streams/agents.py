@@ -51,8 +51,9 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         datadir=str(settings.data_dir / "streams"),
         topic_replication_factor=settings.replication_factor,
         topic_partitions=settings.raw_partitions,
-        web_port=settings.streams_port,
-        web_host=settings.metrics_host,
+        # The admin listener: /metrics, /healthz, /readyz (never the public webhook listener).
+        web_port=settings.admin_port_of("streams"),
+        web_host=settings.admin_host,
         broker_commit_interval=1.0,
         producer_acks=-1,
         producer_linger_ms=5,
@@ -187,8 +188,33 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
             generate_latest(stats.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
         )
 
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.text("ok")
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        """Ready: partitions assigned, no rebalance under way, table recovery done."""
+        why = not_ready(
+            bool(app.consumer.assignment()),
+            bool(app.rebalancing),
+            bool(app.tables.recovery.in_recovery),  # type: ignore[attr-defined]
+        )
+        return web.text(why or "ready", status=503 if why else 200)
+
     app.conf.stream_wait_empty = False
     return app
+
+
+def not_ready(assigned: bool, rebalancing: bool, recovering: bool) -> str:
+    """Why the worker is not ready yet, or "" when it is."""
+    if rebalancing:
+        return "rebalancing"
+    if recovering:
+        return "recovering the claims table"
+    if not assigned:
+        return "no partitions assigned"
+    return ""
 
 
 async def or_die(agent: str, work: Awaitable[None]) -> None:

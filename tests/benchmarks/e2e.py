@@ -65,7 +65,8 @@ class Stack:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
-                ready = httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+                admin = self.settings.admin_port_of("ingest")
+                ready = httpx.get(f"http://127.0.0.1:{admin}/readyz", timeout=2).is_success
                 sink_query.post(self.settings, "SELECT 1", timeout=2).raise_for_status()
                 if ready:
                     time.sleep(10)  # the stream worker's group settles before any load

@@ -50,7 +50,7 @@ async def ready() -> bool:
 
 
 def bare_app(settings: Settings) -> Starlette:
-    return create_app(settings, NoWriter(), ready)
+    return create_app(settings, NoWriter())
 
 
 def serve(kind: str, port: int) -> None:
@@ -103,7 +103,9 @@ def make_tls() -> tuple[dict[str, str], ssl.SSLContext]:
 
 
 def start(kind: str, port: int, tls: dict[str, str]) -> subprocess.Popen[bytes]:
+    admin = port + 1000
     env = {**os.environ, **ENV, **(tls if kind == "kafka-tls" else {})}
+    env["WAFLOW_INGEST_ADMIN_PORT"] = str(admin)
     env.pop("WAFLOW_TLS_CA_FOR_CLIENT", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.benchmarks.ingress", "--serve", kind, "--port", str(port)],
@@ -114,8 +116,12 @@ def start(kind: str, port: int, tls: dict[str, str]) -> subprocess.Popen[bytes]:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
-            url = f"{scheme}://localhost:{port}/readyz"
-            if httpx.get(url, timeout=1, verify=verify).status_code == 200:
+            if kind.startswith("kafka"):  # the producer is connected: the admin port says so
+                up = httpx.get(f"http://127.0.0.1:{admin}/readyz", timeout=1).is_success
+            else:  # the bare server has no admin port: any answer from the route will do
+                url = f"{scheme}://localhost:{port}/webhook"
+                up = httpx.get(url, timeout=1, verify=verify).status_code == 403
+            if up:
                 return proc
         except httpx.HTTPError:
             pass

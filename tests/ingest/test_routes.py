@@ -10,8 +10,9 @@ import httpx
 import pytest
 
 from ingest.errors import BrokerUnavailableError
+from ingest.metrics import IngestMetrics
 from ingest.producer import RawRecord
-from ingest.routes import create_app
+from ingest.routes import admin_app, create_app
 from ingest.verify import sign
 from tests.conftest import make_settings
 
@@ -37,9 +38,18 @@ async def ready() -> bool:
     return True
 
 
-def client(writer: FakeWriter, **env: str) -> httpx.AsyncClient:
-    app = create_app(make_settings(**env), writer, ready)
+def client(
+    writer: FakeWriter, metrics: IngestMetrics | None = None, **env: str
+) -> httpx.AsyncClient:
+    app = create_app(make_settings(**env), writer, metrics)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def scrape(metrics: IngestMetrics) -> str:
+    """What the admin listener's /metrics shows for the public app's counters."""
+    transport = httpx.ASGITransport(app=admin_app(metrics, ready))
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as c:
+        return (await c.get("/metrics")).text
 
 
 async def test_signed_post_is_written_with_headers() -> None:
@@ -90,13 +100,14 @@ async def test_too_large_is_413() -> None:
 
 
 async def test_other_methods_are_405() -> None:
-    async with client(FakeWriter()) as c:
+    metrics = IngestMetrics()
+    async with client(FakeWriter(), metrics) as c:
         assert (await c.put("/webhook", content=b"{}")).status_code == 405
         assert (await c.delete("/webhook")).status_code == 405
         head = await c.head("/webhook")
         assert head.status_code == 405
         assert head.headers["allow"] == "GET, POST"
-        text = (await c.get("/metrics")).text
+    text = await scrape(metrics)
     assert 'waflow_ingest_requests_total{outcome="bad_signature"} 0.0' in text
 
 
@@ -137,7 +148,7 @@ async def test_missing_or_malformed_signature_is_refused_before_the_body_is_read
         await asyncio.sleep(3600)  # a client that sent its headers and stalled
         raise AssertionError
 
-    app = create_app(make_settings(), FakeWriter(), ready)
+    app = create_app(make_settings(), FakeWriter())
     headers = [(b"content-length", b"1000000")]
     if signature is not None:
         headers.append((b"x-hub-signature-256", signature))
@@ -152,7 +163,7 @@ async def test_a_body_slower_than_the_body_timeout_is_408() -> None:
         raise AssertionError
 
     writer = FakeWriter()
-    app = create_app(make_settings(WAFLOW_BODY_TIMEOUT_S="0.2"), writer, ready)
+    app = create_app(make_settings(WAFLOW_BODY_TIMEOUT_S="0.2"), writer)
     headers = [(b"x-hub-signature-256", sign(b"{}", b"shop-secret").encode())]
     sent = await asyncio.wait_for(call(app, headers, receive), 5)
     assert sent[0]["status"] == 408
@@ -183,7 +194,8 @@ async def test_a_flood_of_bad_requests_writes_a_bounded_number_of_log_lines(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="waflow.ingest")
-    app = create_app(make_settings(WAFLOW_REFUSAL_LOG_SECONDS="3600"), FakeWriter(), ready)
+    metrics = IngestMetrics()
+    app = create_app(make_settings(WAFLOW_REFUSAL_LOG_SECONDS="3600"), FakeWriter(), metrics)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
@@ -194,7 +206,7 @@ async def test_a_flood_of_bad_requests_writes_a_bounded_number_of_log_lines(
                 await c.post("/webhook", content=b"{}", headers={"x-hub-signature-256": "bad"})
             else:
                 await c.get("/webhook", params={"hub.mode": "subscribe", "hub.verify_token": "x"})
-        text = (await c.get("/metrics")).text
+    text = await scrape(metrics)
     # Every refusal counted; at most FULL_LINES full lines and one summary in the log.
     assert 'waflow_ingest_requests_total{outcome="bad_signature"} 5000.0' in text
     assert 'waflow_ingest_requests_total{outcome="bad_handshake"} 5000.0' in text
@@ -233,9 +245,18 @@ async def test_handshake_three_cases() -> None:
         assert mode.status_code == 403
 
 
-async def test_metrics_count_outcomes() -> None:
-    async with client(FakeWriter()) as c:
+async def test_metrics_health_and_readiness_are_on_the_admin_app_only() -> None:
+    metrics = IngestMetrics()
+    async with client(FakeWriter(), metrics) as c:
         await c.post("/webhook", content=b"{}")
-        text = (await c.get("/metrics")).text
-    assert 'waflow_ingest_requests_total{outcome="bad_signature"} 1.0' in text
-    assert (await client(FakeWriter()).get("/healthz")).status_code == 200
+        for path in ("/metrics", "/healthz", "/readyz"):
+            assert (await c.get(path)).status_code == 404, path
+    assert 'waflow_ingest_requests_total{outcome="bad_signature"} 1.0' in await scrape(metrics)
+
+    async def not_yet() -> bool:
+        return False
+
+    transport = httpx.ASGITransport(app=admin_app(metrics, not_yet))
+    async with httpx.AsyncClient(transport=transport, base_url="http://admin") as admin:
+        assert (await admin.get("/healthz")).status_code == 200
+        assert (await admin.get("/readyz")).status_code == 503

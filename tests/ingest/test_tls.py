@@ -78,7 +78,7 @@ async def start(**env: str) -> AsyncIterator[Running]:
     port = free_port()
     settings = make_settings(WAFLOW_HTTP_PORT=str(port), WAFLOW_TLS_RELOAD_SECONDS="0.1", **env)
     writer = Collect()
-    cfg, reloader = config(settings, create_app(settings, writer, ready))
+    cfg, reloader = config(settings, create_app(settings, writer))
     cfg.lifespan = "off"
     server = uvicorn.Server(cfg)
     serving = asyncio.create_task(server.serve())
@@ -212,14 +212,14 @@ async def test_renewed_certificate_is_served_without_restart(https: Running, pki
     ctx = ssl.create_default_context(cafile=str(pki.ca.pem))
     assert await asyncio.to_thread(fetch_cert, https, ctx) == pki.server.der
     async with httpx.AsyncClient(verify=ctx) as kept:  # a connection open across the renewal
-        assert (await kept.get(f"{https.url}/healthz")).status_code == 200
+        assert (await kept.get(f"{https.url}/webhook")).status_code == 403  # a handshake
         renewed = pki.ca.issue("localhost", client=False, stem="server")  # same files
         for _ in range(50):
             if await asyncio.to_thread(fetch_cert, https, ctx) == renewed.der:
                 break
             await asyncio.sleep(0.1)
         assert await asyncio.to_thread(fetch_cert, https, ctx) == renewed.der
-        assert (await kept.get(f"{https.url}/healthz")).status_code == 200
+        assert (await kept.get(f"{https.url}/webhook")).status_code == 403  # a handshake
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,7 @@ def stage_env(bootstrap: str, data: Path, **extra: str) -> dict[str, str]:
         "WAFLOW_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}",
         "WAFLOW_STREAMS_PORT": str(free_port()),
         "WAFLOW_SINK_PORT": str(free_port()),
+        "WAFLOW_INGEST_ADMIN_PORT": str(free_port()),
         "WAFLOW_SINK_BATCH_SECONDS": "0.5",
         "WAFLOW_LOG_LEVEL": "WARNING",
         **extra,

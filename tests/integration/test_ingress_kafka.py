@@ -13,8 +13,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from infra import broker
+from ingest.metrics import IngestMetrics
 from ingest.producer import KafkaRawWriter
-from ingest.routes import create_app
+from ingest.routes import admin_app, create_app
 from ingest.verify import sign
 from tests.conftest import ROOT, make_settings
 
@@ -52,7 +53,8 @@ async def test_every_payload_readable_byte_for_byte(
     settings = make_settings(WAFLOW_KAFKA_BOOTSTRAP=kafka_bootstrap)
     writer = KafkaRawWriter({"bootstrap_servers": kafka_bootstrap}, topic, 10)
     await writer.start(attempts=30)
-    app = create_app(settings, writer, writer.ready)
+    app = create_app(settings, writer)
+    admin = httpx.ASGITransport(app=admin_app(IngestMetrics(), writer.ready))
     unicode_body = '{"entry":[{"id":"9","changes":[]}],"n":"Zoë \\u00e9 李"}'.encode()
     bodies = [*payloads.values(), unicode_body]
     try:
@@ -73,7 +75,8 @@ async def test_every_payload_readable_byte_for_byte(
                 "/webhook", content=b"{}", headers={"x-hub-signature-256": sign(b"{}", b"nope")}
             )
             assert bad.status_code == 401
-            assert (await c.get("/readyz")).status_code == 200
+            async with httpx.AsyncClient(transport=admin, base_url="http://a") as probe:
+                assert (await probe.get("/readyz")).status_code == 200
     finally:
         await writer.stop()
     records = await read_all(kafka_bootstrap, topic, len(bodies) + 1)
@@ -98,7 +101,8 @@ async def test_broker_down_gives_503_then_200_after_restart() -> None:
         {"bootstrap_servers": bootstrap}, settings.topics.raw, settings.produce_timeout_s
     )
     await writer.start(attempts=30)
-    app = create_app(settings, writer, writer.ready)
+    app = create_app(settings, writer)
+    admin = httpx.ASGITransport(app=admin_app(IngestMetrics(), writer.ready))
     body = b'{"entry":[{"id":"1","changes":[]}]}'
     headers = {"x-hub-signature-256": sign(body, b"shop-secret")}
     try:
@@ -111,7 +115,8 @@ async def test_broker_down_gives_503_then_200_after_restart() -> None:
             r = await c.post("/webhook", content=body, headers=headers)
             assert r.status_code == 503
             assert time.monotonic() - started < settings.produce_timeout_s + 3
-            assert (await c.get("/readyz")).status_code == 503
+            async with httpx.AsyncClient(transport=admin, base_url="http://a") as probe:
+                assert (await probe.get("/readyz")).status_code == 503
             broker.start(data, base_port=29092, jars_dir=ROOT / ".waflow")
             deadline = time.monotonic() + 60
             status = 0

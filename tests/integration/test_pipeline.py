@@ -88,7 +88,7 @@ def wait_for(settings: Settings, sql: str, expected: object, timeout_s: float = 
 async def test_signed_posts_become_rows_once(stack: Settings, payloads: dict[str, bytes]) -> None:
     writer = KafkaRawWriter(kafka.client(stack), stack.topics.raw, 10)
     await writer.start(attempts=30)
-    app = create_app(stack, writer, writer.ready)
+    app = create_app(stack, writer)
     gen = Generator(seed=7, wabas=3, run=uuid.uuid4().hex[:6])
     batch = gen.delivery(int(time.time()), max_items=1)
     doc = orjson.loads(batch.body)
@@ -217,14 +217,16 @@ def test_status_screen_shows_the_running_stack(stack: Settings, tmp_path: Path) 
         "WAFLOW_STREAMS_PORT": str(stack.streams_port),
         "WAFLOW_SINK_PORT": str(stack.sink_port),
         "WAFLOW_HTTP_PORT": str(port),
+        "WAFLOW_INGEST_ADMIN_PORT": str(free_port()),
     }
     ingest = Stage("ingest", env, tmp_path / "ingest.log").start()
     try:
         url = f"http://127.0.0.1:{port}"
+        admin = f"http://127.0.0.1:{env['WAFLOW_INGEST_ADMIN_PORT']}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/readyz").status_code == 200:
+                if httpx.get(f"{admin}/readyz").status_code == 200:
                     break
             time.sleep(0.3)
         body = b'{"object": "whatsapp_business_account", "entry": []}'
@@ -232,6 +234,13 @@ def test_status_screen_shows_the_running_stack(stack: Settings, tmp_path: Path) 
         for _ in range(20):
             assert httpx.post(f"{url}/webhook", content=body, headers=signature).is_success
         assert httpx.post(f"{url}/webhook", content=body).status_code == 401
+        # Probes and Prometheus use the admin listener; the public one serves the webhook only.
+        for path in ("/metrics", "/healthz", "/readyz"):
+            assert httpx.get(f"{url}{path}").status_code == 404
+        assert "waflow_ingest_requests_total" in httpx.get(f"{admin}/metrics").text
+        for stage_port in (stack.streams_port, stack.sink_port):
+            assert httpx.get(f"http://127.0.0.1:{stage_port}/readyz").status_code == 200
+            assert httpx.get(f"http://127.0.0.1:{stage_port}/healthz").text == "ok"
         screen = subprocess.run(
             [sys.executable, "-m", "infra.cli", "status", "--once", "--interval", "1"],
             env={**env, "COLUMNS": "160"},

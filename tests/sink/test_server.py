@@ -70,3 +70,14 @@ async def test_a_statement_reaching_outside_is_403() -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost:8082") as c:
         r = await c.post("/query", content=b"SELECT file('/etc/passwd')", headers=GOOD)
     assert (r.status_code, r.text) == (403, "refused: file reach outside the database")
+
+
+async def test_health_is_503_with_the_reason_while_a_batch_waits_too_long() -> None:
+    reason = ""
+    app = query_app(cast(Engine, OneRowEngine()), SinkMetrics(), TOKEN, lambda: reason)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as c:
+        assert (await c.get("/healthz")).status_code == 200
+        reason = "no commit for over 120 s while a batch waits to be written"
+        answer = await c.get("/healthz")
+        assert (answer.status_code, answer.text) == (503, reason)

@@ -9,6 +9,10 @@ COPY schemas schemas
 COPY sink sink
 COPY infra infra
 RUN pip install --no-cache-dir -c constraints.txt . && rm -rf /root/.cache
-USER waflow
+# The data directory exists in the image, owned by waflow: a volume mounted there (the stream
+# worker's RocksDB state) starts with this owner, so the non-root worker can write it.
+RUN mkdir -p /home/waflow/data && chown 10001:10001 /home/waflow/data
+USER 10001:10001
 ENV WAFLOW_DATA_DIR=/home/waflow/data
+EXPOSE 8080 9000
 ENTRYPOINT ["waflow"]

@@ -59,14 +59,22 @@ class Secured:
     Kafka's StandardAuthorizer allows a principal only what ACLs grant it. The PLAINTEXT
     listener stays on loopback as the administrator's door: its anonymous principal is the one
     super user, which the controller and `grant` use.
+
+    With `client_ca` and `mtls_port`, an SSL listener there requires a client certificate
+    signed by that CA; its principal is the certificate's subject (`User:CN=...`).
     """
 
     port: int
     keystore: Path
     users: tuple[tuple[str, str], ...] = field(repr=False)
+    client_ca: Path | None = None
+    mtls_port: int = 0
 
     def port_of(self, node: Node) -> int:
         return self.port + node.node_id - 1
+
+    def mtls_port_of(self, node: Node) -> int:
+        return self.mtls_port + node.node_id - 1
 
 
 SCRAM = "SCRAM-SHA-512"
@@ -219,6 +227,13 @@ def _server_properties(node: Node, voters: str, count: int, secured: Secured | N
             "super.users=User:ANONYMOUS",
             "allow.everyone.if.no.acl.found=false",
         ]
+        if secured.client_ca is not None and secured.mtls_port:
+            listeners += f",SSL://127.0.0.1:{secured.mtls_port_of(node)}"
+            security += [
+                "listener.name.ssl.ssl.client.auth=required",
+                "ssl.truststore.type=PEM",
+                f"ssl.truststore.location={secured.client_ca}",
+            ]
     return "\n".join(
         [
             "process.roles=broker,controller",
@@ -228,7 +243,7 @@ def _server_properties(node: Node, voters: str, count: int, secured: Secured | N
             f"advertised.listeners={listeners}",
             "controller.listener.names=CONTROLLER",
             "listener.security.protocol.map="
-            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL",
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL",
             *security,
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={node.home / 'data'}",

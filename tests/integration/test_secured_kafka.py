@@ -54,6 +54,7 @@ class Cluster:
     secured: str  # SASL_SSL, what waflow uses
     ca: Authority
     data: Path
+    mtls: str  # SSL with a required client certificate
 
     def env(self, data: Path, user: str = "waflow", **extra: str) -> dict[str, str]:
         """A stack's settings over SASL_SSL, every secret from a file."""
@@ -84,11 +85,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     issued = ca.issue("localhost", client=False, stem="broker")
     keystore = data / "broker-keystore.pem"
     keystore.write_bytes(issued.key.read_bytes() + issued.cert.read_bytes())
-    base, secured = free_base_port(), free_port()
-    spec = broker.Secured(port=secured, keystore=keystore, users=USERS)
+    base, secured, mtls = free_base_port(), free_port(), free_port()
+    spec = broker.Secured(secured, keystore, USERS, client_ca=ca.pem, mtls_port=mtls)
     try:
         admin = broker.start(data, base_port=base, jars_dir=ROOT / ".waflow", secured=spec)
-        yield Cluster(admin, f"127.0.0.1:{secured}", ca, data)
+        yield Cluster(admin, f"127.0.0.1:{secured}", ca, data, f"127.0.0.1:{mtls}")
     finally:
         broker.stop(data, base_port=base)
 
@@ -245,3 +246,29 @@ def test_waflow_acls_prints_what_a_deployment_grants(cluster: Cluster, tmp_path:
     assert lines and all(line.startswith("kafka-acls.sh") for line in lines)
     prefix = Settings.from_env(env).topics.prefix
     assert any(f"--group {prefix}- --resource-pattern-type prefixed" in line for line in lines)
+
+
+def test_mutual_tls_to_the_broker_with_a_client_certificate(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    me = cluster.ca.issue("waflow-mtls", client=True, stem="waflow-mtls")
+    base = stage_env(cluster.mtls, tmp_path)
+    env = {
+        **base,
+        "WAFLOW_KAFKA_SECURITY_PROTOCOL": "SSL",
+        "WAFLOW_KAFKA_SSL_CA": str(cluster.ca.pem),
+        "WAFLOW_KAFKA_SSL_CERT": str(me.cert),
+        "WAFLOW_KAFKA_SSL_KEY": str(me.key),
+    }
+    # The broker's principal for a certificate is its subject.
+    grant(cluster, "CN=waflow-mtls", kafka.acls(Settings.from_env(env)))
+    created = waflow(env, "topics")
+    assert created.returncode == 0, created.stderr
+    checked = waflow(env, "check", "--kafka-only")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    without = {k: v for k, v in env.items() if not k.startswith("WAFLOW_KAFKA_SSL_C")}
+    without["WAFLOW_KAFKA_SSL_CA"] = str(cluster.ca.pem)
+    refused = waflow(without, "sink")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert refused.stderr.startswith("waflow: "), refused.stderr
+    assert "WAFLOW_KAFKA_SSL_CERT" in refused.stderr, refused.stderr

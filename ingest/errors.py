@@ -1,6 +1,6 @@
 """Why the ingress refused or could not keep a request. Each maps to one HTTP answer."""
 
-from infra.errors import SettingsError
+from infra.core.errors import SettingsError
 
 
 class IngestError(Exception):

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from infra.topics import partition_for
+from infra.core.topics import partition_for
 from ingest.errors import BrokerUnavailableError
 
 log = logging.getLogger("waflow.ingest")
@@ -56,7 +56,7 @@ class KafkaRawWriter:
     RESET_AFTER_S = 15.0
 
     def __init__(self, connection: dict[str, Any], topic: str, timeout_s: float) -> None:
-        """`connection`: the bootstrap hosts and security (infra.kafka.client)."""
+        """`connection`: the bootstrap hosts and security (infra.core.kafka.client)."""
         self.topic = topic
         self.timeout_s = timeout_s
         self._config = dict(

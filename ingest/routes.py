@@ -20,12 +20,13 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Lifespan
 
-from infra.settings import Settings
+from infra.core.settings import Settings
 from ingest.errors import BusyError, IngestError, SlowBodyError, TooLargeError
 from ingest.metrics import IngestMetrics
 from ingest.producer import RawRecord, RawWriter
 from ingest.refusals import RefusalLog
-from ingest.verify import partition_key, signature_digest, verify_digest, verify_handshake
+from ingest.verify import header_digest, partition_key, verify_digest, verify_handshake
+from schemas import envelope
 
 log = logging.getLogger("waflow.ingest")
 # Bodies of error answers are fixed strings: a 401 never hints at the expected signature.
@@ -63,7 +64,7 @@ def create_app(
     # Every connection that reaches a handler passed the mTLS name guard, so the name it
     # matched is the configured one.
     tls_client = (
-        (("waflow-tls-client", settings.tls_client_name.encode()),)
+        ((envelope.TLS_CLIENT, settings.tls_client_name.encode()),)
         if settings.tls_client_name
         else ()
     )
@@ -88,22 +89,22 @@ def create_app(
             inflight += 1
             try:
                 # The header is checked before a byte of body is read: a refusal costs no read.
-                header = request.headers.get("x-hub-signature-256", "")
-                digest = signature_digest(header)
+                header = request.headers.get(envelope.SIGNATURE, "")
+                digest = header_digest(header)
                 body = await read_body(request, limit, body_timeout)
                 app = verify_digest(body, digest, secrets)
                 record = RawRecord(
                     body=body,
                     key=partition_key(body),
                     headers=(
-                        ("x-hub-signature-256", header.encode()),
-                        ("waflow-received-ms", str(int(time.time() * 1000)).encode()),
-                        ("waflow-app", app.encode()),
-                        ("waflow-request-id", request_id.encode()),
-                        ("content-type", request.headers.get("content-type", "").encode()),
+                        (envelope.SIGNATURE, header.encode()),
+                        (envelope.RECEIVED_MS, str(int(time.time() * 1000)).encode()),
+                        (envelope.APP, app.encode()),
+                        (envelope.REQUEST_ID, request_id.encode()),
+                        (envelope.CONTENT_TYPE, request.headers.get("content-type", "").encode()),
                         # With WAFLOW_TRUSTED_PROXIES set, this is the address the proxy saw.
                         (
-                            "waflow-client-addr",
+                            envelope.CLIENT_ADDR,
                             (request.client.host if request.client else "").encode(),
                         ),
                         *tls_client,

@@ -11,9 +11,9 @@ import uvicorn
 import uvloop
 from starlette.applications import Starlette
 
-from infra import kafka
-from infra.collector import settle
-from infra.settings import Settings
+from infra.core import kafka
+from infra.core.collector import settle
+from infra.core.settings import Settings
 from ingest.metrics import IngestMetrics
 from ingest.producer import KafkaRawWriter
 from ingest.routes import admin_app, create_app

@@ -20,7 +20,7 @@ import logging
 import ssl
 from typing import Any
 
-from infra.settings import Settings
+from infra.core.settings import Settings
 from ingest.errors import TlsConfigError
 
 log = logging.getLogger("waflow.ingest.tls")

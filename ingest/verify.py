@@ -6,45 +6,40 @@ changes escapes (`\\u00e9` vs `é`, `\\/`) and so fails for every accented name.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
 
-from infra.settings import AppSecret
+from infra.core.settings import AppSecret
 from ingest.errors import HandshakeError, SignatureError
+from schemas.envelope import sign, signature_digest, signed_by
 
-PREFIX = "sha256="
-_HEX = re.compile(r"[0-9a-fA-F]{64}")
+__all__ = ["partition_key", "sign", "verify_digest", "verify_handshake", "verify_signature"]
 # The platform writes each entry as {"id": "<waba id>", ...}: a bounded look at the start of
 # the body finds the partition key without parsing the whole delivery.
 _FIRST_ENTRY_ID = re.compile(rb'"entry"\s*:\s*\[\s*\{\s*"id"\s*:\s*"([^"\\]{1,64})"')
 
 
-def signature_digest(header: str | None) -> bytes:
-    """The 32-byte digest an X-Hub-Signature-256 header carries; SignatureError when the header
-    is missing or malformed. Needs no body, so the ingress checks it before reading one."""
+def header_digest(header: str | None) -> bytes:
+    """The digest an X-Hub-Signature-256 header carries; SignatureError when the header is
+    missing or malformed. Needs no body, so the ingress checks it before reading one."""
     if not header:
         raise SignatureError("missing X-Hub-Signature-256")
-    if not header.startswith(PREFIX) or not _HEX.fullmatch(header, len(PREFIX)):
+    digest = signature_digest(header)
+    if digest is None:
         raise SignatureError("malformed X-Hub-Signature-256")
-    return bytes.fromhex(header[len(PREFIX) :])
+    return digest
 
 
 def verify_signature(body: bytes, header: str | None, secrets: Sequence[AppSecret]) -> str:
     """Return the label of the app whose secret signed `body`; raise SignatureError otherwise."""
-    return verify_digest(body, signature_digest(header), secrets)
+    return verify_digest(body, header_digest(header), secrets)
 
 
 def verify_digest(body: bytes, received: bytes, secrets: Sequence[AppSecret]) -> str:
     """Return the label of the app whose secret gives `received` over `body`."""
-    matched = ""
-    # Check every secret, not only until the first match, so timing does not tell which matched.
-    for app in secrets:
-        expected = hmac.new(app.secret, body, hashlib.sha256).digest()
-        if hmac.compare_digest(expected, received) and not matched:
-            matched = app.label
-    if not matched:
+    matched = signed_by(body, received, secrets)
+    if matched is None:
         raise SignatureError("signature does not match")
     return matched
 
@@ -63,8 +58,3 @@ def partition_key(body: bytes) -> bytes | None:
     """The first entry's id (the WABA id), so one WABA's deliveries stay in order."""
     found = _FIRST_ENTRY_ID.search(body, 0, 4096)
     return found.group(1) if found else None
-
-
-def sign(body: bytes, secret: bytes) -> str:
-    """The header value the platform would send; used by the demo, load generator and tests."""
-    return PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()

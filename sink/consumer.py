@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from infra import kafka
-from infra.settings import Settings
+from infra.core import kafka
+from infra.core.settings import Settings
 from sink.batch import Consumed, cut
 from sink.breaker import Breaker
 from sink.errors import EngineRefused, WriteError

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from infra.settings import Settings
+from infra.core.settings import Settings
 
 CONTENT_TYPE = "application/sql"
 WRITE_HEADER = "waflow-write"

@@ -25,9 +25,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from infra.clickhouse import client_for, migrate, target
-from infra.collector import settle
-from infra.settings import Settings
+from infra.core.clickhouse import client_for, migrate, target
+from infra.core.collector import settle
+from infra.core.settings import Settings
 from sink.consumer import SinkLoop
 from sink.errors import QueryRefused
 from sink.metrics import SinkMetrics

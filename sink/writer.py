@@ -16,7 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from clickhouse_connect.driver.client import Client
 
-from infra.clickhouse import insert_settings
+from infra.core.clickhouse import insert_settings
 from sink import avro
 from sink.errors import EngineRefused, QueryRefused, WriteError
 from sink.query import external_sources, file_clause
@@ -79,7 +79,7 @@ class Engine:
     ) -> None:
         self.client = client
         # readonly=1 on a handle of its own: the setting cannot be lifted on it, and the
-        # writer's handle never sees it (infra.clickhouse.connect_readonly).
+        # writer's handle never sees it (infra.core.clickhouse.connect_readonly).
         self.reader = reader
         self.database = database
         self.cluster = cluster

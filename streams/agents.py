@@ -20,8 +20,8 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from infra import kafka
-from infra.settings import Settings
+from infra.core import kafka
+from infra.core.settings import Settings
 from schemas import codec
 from schemas.errors import SchemaError
 from streams.claims import ClaimsTable

@@ -8,21 +8,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from infra.settings import AppSecret
-from ingest.errors import SignatureError
-from ingest.verify import verify_signature
 from schemas import codec
+from schemas.envelope import AppKey, signature_digest, signed_by
 from schemas.errors import SchemaError
 from streams.dead import dead_letter
+from streams.errors import SignatureMismatch
 from streams.normalize import normalize
 from streams.records import DLQ, SCHEMA_OF, Output, RawMeta
 
 log = logging.getLogger("waflow.streams")
 
 
-def typed(
-    body: bytes, meta: RawMeta, secrets: Sequence[AppSecret] = ()
-) -> list[tuple[Output, bytes]]:
+def typed(body: bytes, meta: RawMeta, secrets: Sequence[AppKey] = ()) -> list[tuple[Output, bytes]]:
     """normalize, with every output checked against its schema; the worker never stops on input.
 
     A record that does not fit its schema, or a bug the input triggers, becomes a dead letter
@@ -33,13 +30,15 @@ def typed(
     encode = codec().encode
     try:
         if secrets:
-            verify_signature(body, meta.signature, secrets)
+            digest = signature_digest(meta.signature)
+            if digest is None or signed_by(body, digest, secrets) is None:
+                raise SignatureMismatch("the recorded X-Hub-Signature-256 does not verify")
         outputs = [(out, encode(SCHEMA_OF[out.kind], out.record)) for out in normalize(body, meta)]
         for out, _ in outputs:
             if out.kind == DLQ:
                 log_dead(out)
         return outputs
-    except SignatureError as exc:
+    except SignatureMismatch as exc:
         dead = dead_letter(meta, "signature", str(exc), body, "")
     except SchemaError as exc:
         dead = dead_letter(meta, "schema", str(exc), body, "")

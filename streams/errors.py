@@ -13,3 +13,7 @@ class PayloadError(StreamError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
+
+
+class SignatureMismatch(StreamError):
+    """A raw record's signature does not verify with WAFLOW_APP_SECRETS: a dead letter."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from infra.topics import partition_for
+from infra.core.topics import partition_for
 from schemas import codec
 from schemas.errors import DecodeError
 from streams.records import Output, kind_of

@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from infra.topics import partition_for
+from infra.core.topics import partition_for
 
 
 class BatchWriter:

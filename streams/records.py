@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.envelope import RawMeta
+
+__all__ = ["CHANGE", "DLQ", "EVENTS", "OTHER", "RESPONSES", "SCHEMA_OF", "Output", "RawMeta"]
+
 RESPONSES, EVENTS, OTHER, DLQ = "responses", "events", "other", "dlq"
 CHANGE = -1  # item_index of a record that stands for a whole change
 SCHEMA_OF = {
@@ -13,37 +17,6 @@ SCHEMA_OF = {
     OTHER: "WebhookChange",
     DLQ: "DeadLetter",
 }
-
-
-@dataclass(frozen=True)
-class RawMeta:
-    """Where a raw record sits and what the ingress recorded with it."""
-
-    topic: str
-    partition: int
-    offset: int
-    received_ms: int
-    request_id: str
-    signature: str = ""  # the ingress's X-Hub-Signature-256, for the optional re-verify
-
-    @classmethod
-    def of(
-        cls, topic: str, partition: int, offset: int, timestamp_ms: int, headers: dict[str, bytes]
-    ) -> RawMeta:
-        """From a raw record's position and the headers the ingress wrote. A missing or
-        malformed receive time falls back to the Kafka timestamp, never to a crash."""
-        try:
-            received = int(headers.get("waflow-received-ms") or timestamp_ms)
-        except ValueError:
-            received = timestamp_ms
-        return cls(
-            topic,
-            partition,
-            offset,
-            received,
-            headers.get("waflow-request-id", b"").decode(errors="replace"),
-            headers.get("x-hub-signature-256", b"").decode(errors="replace"),
-        )
 
 
 @dataclass(frozen=True)

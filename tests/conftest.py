@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from infra import broker
-from infra.settings import Settings
+from infra.core import broker
+from infra.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = ROOT / "infra" / "samples"

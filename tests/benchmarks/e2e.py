@@ -32,10 +32,10 @@ from pathlib import Path
 import httpx
 import orjson
 
-from infra import broker
-from infra.lag import lag
-from infra.settings import Settings
-from infra.topics import ensure_topics
+from infra.control.lag import lag
+from infra.core import broker
+from infra.core.settings import Settings
+from infra.core.topics import ensure_topics
 from sink import query as sink_query
 from tests.benchmarks.e2ereport import chart, markdown
 from tests.benchmarks.proc import cpu_seconds, peak_rss_mb, rss_mb
@@ -102,7 +102,7 @@ class Stack:
 
     def status_screen(self) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "infra.cli", "status", "--once", "--interval", "2"],
+            [sys.executable, "-m", "infra.control.cli", "status", "--once", "--interval", "2"],
             env={**os.environ, **self.env, "COLUMNS": "150"},
             capture_output=True,
             text=True,

@@ -19,7 +19,7 @@ import uuid
 
 import orjson
 
-from infra.loadgen import Generator
+from infra.control.loadgen import Generator
 from ingest.verify import sign
 from tests.benchmarks.loadclient import request
 from tests.conftest import SECRETS

@@ -24,10 +24,10 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 
-from infra import broker
-from infra.loadgen import Generator
-from infra.settings import Settings
-from infra.topics import ensure_topics
+from infra.control.loadgen import Generator
+from infra.core import broker
+from infra.core.settings import Settings
+from infra.core.topics import ensure_topics
 from ingest.producer import RawRecord
 from ingest.routes import create_app
 from ingest.server import serve as serve_ingress

@@ -20,10 +20,10 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from infra import broker
-from infra.clickhouse import connect, migrate
-from infra.settings import Settings
-from infra.topics import ensure_topics
+from infra.core import broker
+from infra.core.clickhouse import connect, migrate
+from infra.core.settings import Settings
+from infra.core.topics import ensure_topics
 from schemas import codec
 from sink.consumer import SinkLoop
 from sink.metrics import SinkMetrics

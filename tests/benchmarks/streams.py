@@ -21,10 +21,10 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from infra import broker
-from infra.loadgen import Generator
-from infra.settings import Settings
-from infra.topics import ensure_topics
+from infra.control.loadgen import Generator
+from infra.core import broker
+from infra.core.settings import Settings
+from infra.core.topics import ensure_topics
 from streams.normalize import normalize
 from streams.records import RawMeta
 from tests.benchmarks.proc import cpu_seconds, peak_rss_mb

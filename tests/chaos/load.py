@@ -14,7 +14,7 @@ import uuid
 import httpx
 import orjson
 
-from infra.loadgen import Generator
+from infra.control.loadgen import Generator
 from ingest.verify import sign
 from streams.normalize import normalize
 from streams.records import RawMeta

@@ -30,10 +30,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from infra import broker
-from infra.loadgen import ANSWERS, NAMES
-from infra.settings import Settings
-from infra.topics import ensure_topics
+from infra.control.loadgen import ANSWERS, NAMES
+from infra.core import broker
+from infra.core.settings import Settings
+from infra.core.topics import ensure_topics
 from sink import query as sink_query
 from tests.conftest import ROOT
 from tests.integration.stages import Stage, free_port, read_typed, stage_env
@@ -253,7 +253,7 @@ def leaked(chaos: Chaos) -> int:
 
 def reconcile(chaos: Chaos, minutes: float) -> tuple[str, int]:
     proc = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "reconcile", "--minutes", str(minutes + 5),
+        [sys.executable, "-m", "infra.control.cli", "reconcile", "--minutes", str(minutes + 5),
          "--settle-seconds", "0"],
         env={**__import__("os").environ, **chaos.env},
         capture_output=True,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.clickhouse import server
-from infra.errors import ClickHouseError
+from infra.core.clickhouse import server
+from infra.core.errors import ClickHouseError
 
 
 def test_https_url_with_user_password_and_database() -> None:
@@ -31,7 +31,7 @@ def test_password_and_ca_from_settings_and_default_ports() -> None:
 
 
 def test_an_unreachable_server_error_carries_no_password() -> None:
-    from infra.clickhouse import connect
+    from infra.core.clickhouse import connect
 
     with pytest.raises(ClickHouseError) as caught:
         connect("http://u:hunter2@127.0.0.1:9/db", ca=None)

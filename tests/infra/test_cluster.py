@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from infra.clickhouse import ddl
-from infra.cluster import natural_key, render
-from infra.errors import ClickHouseError
+from infra.core.clickhouse import ddl
+from infra.core.cluster import natural_key, render
+from infra.core.errors import ClickHouseError
 from tests.conftest import make_settings
 
 
@@ -66,7 +66,7 @@ def test_the_cluster_setting_is_refused_for_the_embedded_engine_and_for_bad_name
 def test_embedded_engine_missing_says_how_to_install_it(monkeypatch, tmp_path) -> None:
     import importlib.util
 
-    from infra.clickhouse import connect
+    from infra.core.clickhouse import connect
 
     real = importlib.util.find_spec
     monkeypatch.setattr(

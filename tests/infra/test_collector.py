@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import gc
 
-from infra.collector import YOUNG, settle
+from infra.core.collector import YOUNG, settle
 
 
 def test_settle_freezes_start_up_objects_and_raises_the_young_threshold() -> None:

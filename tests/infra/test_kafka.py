@@ -7,7 +7,7 @@ from pathlib import Path
 
 import faust
 
-from infra import kafka
+from infra.core import kafka
 from tests.conftest import make_settings
 from tests.ingest.certs import Authority
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from infra.logs import JsonFormatter, mask
+from infra.core.logs import JsonFormatter, mask
 
 
 def line(msg: str, exc: BaseException | None = None, **extra: object) -> dict[str, object]:

@@ -1,6 +1,6 @@
 import platform
 
-from infra.malloc import bound_fragmentation
+from infra.core.malloc import bound_fragmentation
 
 
 def test_the_allocator_is_bounded_on_glibc_and_left_alone_elsewhere() -> None:

@@ -1,6 +1,6 @@
-from infra.loadgen import Generator
-from infra.reconcile import compare as compare_
-from infra.reconcile import expect, lookup
+from infra.control.loadgen import Generator
+from infra.control.reconcile import compare as compare_
+from infra.control.reconcile import expect, lookup
 from streams.records import RawMeta
 
 HOUR = 3_600_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from infra.screen import Snapshot, parse, quantile, view
+from infra.control.screen import Snapshot, parse, quantile, view
 
 INGEST = """# TYPE waflow_ingest_requests counter
 waflow_ingest_requests_total{{outcome="accepted"}} {ok}

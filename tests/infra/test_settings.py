@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.errors import SettingsError
-from infra.settings import Settings, parse_app_secrets
+from infra.core.errors import SettingsError
+from infra.core.settings import Settings, parse_app_secrets
 
 
 def test_secrets_labelled_and_positional() -> None:
@@ -88,7 +88,7 @@ def test_broker_format_passes_a_dash_leading_cluster_id_as_one_token() -> None:
     """Regression: `-t -hsIQi...` made Kafka's storage tool refuse to format the node."""
     from pathlib import Path
 
-    from infra.broker import format_command
+    from infra.core.broker import format_command
 
     cmd = format_command("lib/*", "-hsIQi_URbSggfJQqgWYaA", Path("/n/server.properties"))
     assert "--cluster-id=-hsIQi_URbSggfJQqgWYaA" in cmd
@@ -100,7 +100,9 @@ def test_readme_configuration_reference_names_every_setting() -> None:
 
     from tests.conftest import ROOT
 
-    read = set(re.findall(r'"(WAFLOW_[A-Z_]+)"', (ROOT / "infra" / "settings.py").read_text()))
+    read = set(
+        re.findall(r'"(WAFLOW_[A-Z_]+)"', (ROOT / "infra" / "core" / "settings.py").read_text())
+    )
     documented = set(re.findall(r"`(WAFLOW_[A-Z_]+)`", (ROOT / "README.md").read_text()))
     assert read and not read - documented, f"settings missing from README: {read - documented}"
 

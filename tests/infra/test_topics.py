@@ -1,6 +1,6 @@
 from aiokafka.partitioner import DefaultPartitioner
 
-from infra.topics import Existing, TopicSpec, partition_for, plan
+from infra.core.topics import Existing, TopicSpec, partition_for, plan
 
 
 def test_every_key_lands_where_kafkas_partitioner_puts_it() -> None:

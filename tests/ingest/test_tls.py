@@ -13,7 +13,7 @@ import httpx
 import pytest
 import uvicorn
 
-from infra.errors import SettingsError
+from infra.core.errors import SettingsError
 from ingest.producer import RawRecord
 from ingest.routes import create_app
 from ingest.server import config

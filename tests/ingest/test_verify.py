@@ -3,7 +3,7 @@ import hmac
 
 import pytest
 
-from infra.settings import parse_app_secrets
+from infra.core.settings import parse_app_secrets
 from ingest.errors import HandshakeError, SignatureError
 from ingest.verify import partition_key, sign, verify_handshake, verify_signature
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 
-from infra.settings import Settings
-from infra.topics import ensure_topics
+from infra.core.settings import Settings
+from infra.core.topics import ensure_topics
 from schemas import codec
 from tests.conftest import SECRETS
 
@@ -70,7 +70,7 @@ class Stage:
     def start(self) -> Stage:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "infra.cli", self.stage],
+                [sys.executable, "-m", "infra.control.cli", self.stage],
                 env={**os.environ, **self.env},
                 stdout=out,
                 stderr=out,

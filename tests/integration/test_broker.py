@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from infra import broker
+from infra.core import broker
 from tests.conftest import ROOT
 
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import orjson
 
-from infra.clickhouse import connect, ddl, migrate
-from infra.loadgen import Generator
+from infra.control.loadgen import Generator
+from infra.core.clickhouse import connect, ddl, migrate
 from schemas import codec
 from sink.batch import Consumed, cut
 from sink.rows import TABLES

@@ -12,7 +12,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from infra import broker
+from infra.core import broker
 from ingest.metrics import IngestMetrics
 from ingest.producer import KafkaRawWriter
 from ingest.routes import admin_app, create_app
@@ -94,7 +94,7 @@ async def test_broker_down_gives_503_then_200_after_restart() -> None:
     data = Path(tempfile.mkdtemp(prefix="waflow-kafka-restart-"))
     bootstrap = broker.start(data, base_port=29092, jars_dir=ROOT / ".waflow")
     settings = make_settings(WAFLOW_KAFKA_BOOTSTRAP=bootstrap, WAFLOW_PRODUCE_TIMEOUT_S="2")
-    from infra.topics import ensure_topics
+    from infra.core.topics import ensure_topics
 
     await ensure_topics(settings)
     writer = KafkaRawWriter(

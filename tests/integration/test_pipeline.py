@@ -18,16 +18,16 @@ import httpx
 import orjson
 import pytest
 
-from infra import kafka
-from infra.lag import lag
-from infra.loadgen import Generator
-from infra.settings import Settings
-from infra.topics import ensure_topics
+from infra.control.lag import lag
+from infra.control.loadgen import Generator
+from infra.control.replay import Selection, replay
+from infra.core import kafka
+from infra.core.settings import Settings
+from infra.core.topics import ensure_topics
 from ingest.producer import KafkaRawWriter
 from ingest.routes import create_app
 from ingest.verify import sign
 from sink import query as sink_query
-from streams.replay import Selection, replay
 from tests.integration.stages import Stage, free_port, read_typed, stage_env
 
 F1, F2 = "691244242662581", "6627390910605886"
@@ -242,7 +242,7 @@ def test_status_screen_shows_the_running_stack(stack: Settings, tmp_path: Path) 
             assert httpx.get(f"http://127.0.0.1:{stage_port}/readyz").status_code == 200
             assert httpx.get(f"http://127.0.0.1:{stage_port}/healthz").text == "ok"
         screen = subprocess.run(
-            [sys.executable, "-m", "infra.cli", "status", "--once", "--interval", "1"],
+            [sys.executable, "-m", "infra.control.cli", "status", "--once", "--interval", "1"],
             env={**env, "COLUMNS": "160"},
             capture_output=True,
             text=True,

@@ -12,10 +12,10 @@ import httpx
 import pytest
 import uvicorn
 
-from infra.cli import run_sql
-from infra.clickhouse import connect, connect_readonly, migrate
-from infra.errors import InfraError
-from infra.settings import Settings
+from infra.control.cli import run_sql
+from infra.core.clickhouse import connect, connect_readonly, migrate
+from infra.core.errors import InfraError
+from infra.core.settings import Settings
 from sink.metrics import SinkMetrics
 from sink.query import CONTENT_TYPE, token_path, write_token
 from sink.server import query_app

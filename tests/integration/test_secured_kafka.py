@@ -21,9 +21,9 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from infra import broker, kafka
-from infra.settings import Settings
-from infra.topics import ensure_topics
+from infra.core import broker, kafka
+from infra.core.settings import Settings
+from infra.core.topics import ensure_topics
 from ingest.verify import sign
 from sink import query as sink_query
 from tests.conftest import ROOT
@@ -104,7 +104,7 @@ def waflow(
     import os
 
     return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
+        [sys.executable, "-m", "infra.control.cli", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from infra.clickhouse import connect, migrate
-from infra.loadgen import Generator
-from infra.settings import Settings
-from infra.topics import ensure_topics
+from infra.control.loadgen import Generator
+from infra.core.clickhouse import connect, migrate
+from infra.core.settings import Settings
+from infra.core.topics import ensure_topics
 from schemas import codec
 from sink.breaker import Breaker
 from sink.consumer import SinkLoop

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import httpx
 
-from infra import kafka
-from infra.loadgen import Generator
-from infra.settings import Settings
+from infra.control.loadgen import Generator
+from infra.core import kafka
+from infra.core.settings import Settings
 from ingest.producer import KafkaRawWriter, RawRecord
 from streams.normalize import normalize
 from streams.records import RawMeta

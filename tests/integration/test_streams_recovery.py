@@ -8,7 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
-from infra.loadgen import Generator
+from infra.control.loadgen import Generator
 from tests.integration.stages import Stage, read_typed, stream_stack
 from tests.integration.test_streams_crash import expected_outputs, produce_raw
 

@@ -13,8 +13,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from infra.loadgen import Generator
-from infra.settings import Settings
+from infra.control.loadgen import Generator
+from infra.core.settings import Settings
 from streams.dedup import entries
 from tests.integration.stages import Stage, free_port, read_typed, stream_stack
 from tests.integration.test_streams_crash import expected_outputs, produce_raw

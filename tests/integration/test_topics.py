@@ -8,9 +8,9 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from infra import kafka
-from infra.settings import Settings
-from infra.topics import DAY_MS, declared, reconcile_topics
+from infra.core import kafka
+from infra.core.settings import Settings
+from infra.core.topics import DAY_MS, declared, reconcile_topics
 from tests.integration.stages import stage_env
 
 

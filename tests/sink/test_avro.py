@@ -4,7 +4,7 @@ from io import BytesIO
 
 from fastavro import reader
 
-from infra.loadgen import Generator
+from infra.control.loadgen import Generator
 from schemas import codec
 from sink import avro
 from sink.rows import TIME_MAX, TIME_MIN

@@ -129,7 +129,7 @@ def test_a_normalizer_bug_becomes_a_dead_letter_not_a_crash(monkeypatch) -> None
 
 
 def test_streams_reverify_turns_unsigned_records_into_dead_letters() -> None:
-    from infra.settings import AppSecret
+    from infra.core.settings import AppSecret
     from ingest.verify import sign
     from streams import encode
 

@@ -1,6 +1,6 @@
 import pytest
 
-from infra.topics import partition_for as home
+from infra.core.topics import partition_for as home
 from schemas.errors import DecodeError
 from streams.items import Item, pack, unpack
 from streams.records import EVENTS, RESPONSES, Output

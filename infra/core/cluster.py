@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from infra.errors import ClickHouseError
+from infra.core.errors import ClickHouseError
 
 _CREATE_TABLE = re.compile(
     r"^CREATE TABLE IF NOT EXISTS (?P<db>\w+)\.(?P<table>\w+)\s*(?P<rest>.*)$", re.S

@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from infra import broker
-from infra.collector import settle
-from infra.errors import InfraError
-from infra.logs import configure
-from infra.malloc import bound_fragmentation
-from infra.settings import Settings
+from infra.core import broker
+from infra.core.collector import settle
+from infra.core.errors import InfraError
+from infra.core.logs import configure
+from infra.core.malloc import bound_fragmentation
+from infra.core.settings import Settings
 
 STAGES = ("ingest", "streams", "sink")
 
@@ -102,11 +102,13 @@ def main(argv: Sequence[str] | None = None) -> None:
 def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
     settings.require_ingress_secrets()
     started_broker = _ensure_local_broker(settings)
-    from infra.topics import ensure_topics
+    from infra.core.topics import ensure_topics
 
     asyncio.run(ensure_topics(settings))
     refuse_on_kafka_problems(settings, STAGES)
-    children = [subprocess.Popen([sys.executable, "-m", "infra.cli", stage]) for stage in STAGES]
+    children = [
+        subprocess.Popen([sys.executable, "-m", "infra.control.cli", stage]) for stage in STAGES
+    ]
     stop = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -130,7 +132,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> None:
                 if child.poll() is not None and not stop:
                     print(f"waflow: {stage} exited ({child.returncode}); restarting", flush=True)
                     time.sleep(1)
-                    children[i] = subprocess.Popen([sys.executable, "-m", "infra.cli", stage])
+                    children[i] = subprocess.Popen(
+                        [sys.executable, "-m", "infra.control.cli", stage]
+                    )
     finally:
         for child in children:
             if child.poll() is None:
@@ -161,7 +165,7 @@ def _ensure_local_broker(settings: Settings) -> bool:
 def refuse_on_kafka_problems(settings: Settings, stages: Sequence[str]) -> None:
     """Stop with one line per refusal (credentials, trust, ACLs, topics) before a stage starts.
     A broker that does not answer is no refusal: the stage starts and waits for it."""
-    from infra import preflight
+    from infra.core import preflight
 
     lines: list[str] = []
     for stage in stages:
@@ -227,7 +231,7 @@ def cmd_broker(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_topics(settings: Settings, args: argparse.Namespace) -> None:
-    from infra.topics import reconcile_topics
+    from infra.core.topics import reconcile_topics
 
     changes = asyncio.run(reconcile_topics(settings, dry_run=args.dry_run))
     lines = [line for change in changes for line in change.lines()]
@@ -239,7 +243,7 @@ def cmd_topics(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
-    from infra.clickhouse import client_for, ddl, migrate, target
+    from infra.core.clickhouse import client_for, ddl, migrate, target
 
     where = target(settings.clickhouse_url)
     cluster = settings.clickhouse_cluster
@@ -267,7 +271,7 @@ def run_sql(
     except httpx.ConnectError:  # no sink running: open ClickHouse ourselves
         from clickhouse_connect.driver.exceptions import ClickHouseError
 
-        from infra.clickhouse import client_for
+        from infra.core.clickhouse import client_for
 
         try:
             result = client_for(settings, readonly=not write).query(sql)
@@ -282,8 +286,8 @@ def run_sql(
 
 def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> None:
     """Exit 1 when an item that reached the raw topic is neither a row nor a dead letter."""
-    from infra import reconcile
-    from infra.clickhouse import target
+    from infra.control import reconcile
+    from infra.core.clickhouse import target
 
     until = reconcile.now_ms() - int(args.settle_seconds * 1000)
     since = until - int(args.minutes * 60_000)
@@ -313,7 +317,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
     from rich.progress import MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from streams.replay import Report, Selection, replay
+    from infra.control.replay import Report, Selection, replay
 
     until = _utc_ms(args.until) if args.until else int(time.time() * 1000)
     since = _utc_ms(args.since) if args.since else until - int(args.minutes * 60_000)
@@ -337,7 +341,7 @@ def cmd_replay(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
-    from infra import status
+    from infra.control import status
 
     status.run(
         settings,
@@ -378,7 +382,7 @@ def _print_table(columns: list[str], rows: list[list[object]]) -> None:
 
 def cmd_check(settings: Settings, args: argparse.Namespace) -> None:
     """One line per problem and exit 1, or one line per part checked and exit 0."""
-    from infra import preflight
+    from infra.core import preflight
 
     problems: list[str] = []
     try:
@@ -400,7 +404,7 @@ def cmd_check(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _clickhouse_problems(settings: Settings) -> list[str]:
-    from infra.clickhouse import migrations, target
+    from infra.core.clickhouse import migrations, target
 
     db = target(settings.clickhouse_url).database
     try:
@@ -416,7 +420,7 @@ def _clickhouse_problems(settings: Settings) -> list[str]:
 
 
 def cmd_acls(settings: Settings, args: argparse.Namespace) -> None:
-    from infra.kafka import acls
+    from infra.core.kafka import acls
 
     security = settings.kafka_security
     principal = args.principal or f"User:{security.sasl_username or 'waflow'}"
@@ -425,7 +429,7 @@ def cmd_acls(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
-    from infra.loadgen import Generator
+    from infra.control.loadgen import Generator
     from ingest.verify import sign
 
     settings.require_ingress_secrets()
@@ -446,7 +450,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
             )
             r.raise_for_status()
             items += d.items
-        for sample in sorted((Path(__file__).parent / "samples").glob("*.json")):
+        for sample in sorted((Path(__file__).parent.parent / "samples").glob("*.json")):
             body = sample.read_bytes()
             client.post(
                 url,

@@ -16,9 +16,9 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from murmurhash2 import murmurhash2
 
-from infra import kafka
-from infra.errors import BrokerError
-from infra.settings import Settings
+from infra.core import kafka
+from infra.core.errors import BrokerError
+from infra.core.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
 KAFKA_SEED = 0x9747B28C

@@ -29,8 +29,8 @@ from aiokafka.errors import (
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Boolean, Int16, Int32, Schema, String
 
-from infra import kafka
-from infra.settings import Settings
+from infra.core import kafka
+from infra.core.settings import Settings
 
 # Kafka's AclOperation codes; authorized operations are a bit field of them.
 OPERATIONS = {"Read": 3, "Write": 4, "Create": 5, "Alter": 7, "Describe": 8}

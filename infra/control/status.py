@@ -12,11 +12,11 @@ import httpx
 from rich.console import Console
 from rich.live import Live
 
-from infra.clickhouse import target
-from infra.errors import InfraError
-from infra.lag import lag
-from infra.screen import STAGES, Samples, Snapshot, merge, parse, view
-from infra.settings import Settings
+from infra.control.lag import lag
+from infra.control.screen import STAGES, Samples, Snapshot, merge, parse, view
+from infra.core.clickhouse import target
+from infra.core.errors import InfraError
+from infra.core.settings import Settings
 
 Sql = Callable[[str], list[list[object]]]
 TABLES = ("flow_responses", "flow_events", "webhook_changes", "dead_letters")

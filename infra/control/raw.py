@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from infra import kafka
-from infra.settings import Settings
+from infra.core import kafka
+from infra.core.settings import Settings
 from streams.records import RawMeta
 
 

@@ -19,9 +19,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from infra import kafka
-from infra.raw import RawReader
-from infra.settings import Settings
+from infra.control.raw import RawReader
+from infra.core import kafka
+from infra.core.settings import Settings
+from schemas import envelope
 from streams.encode import typed
 from streams.records import DLQ, EVENTS, OTHER, RESPONSES, Output
 
@@ -61,7 +62,7 @@ async def replay(
     topic_of = {RESPONSES: t.responses, EVENTS: t.events, OTHER: t.other, DLQ: t.dlq}
     secrets = settings.app_secrets if settings.streams_verify else ()
     report = Report(run_id=uuid.uuid4().hex)
-    headers = [("waflow-replay", report.run_id.encode())]
+    headers = [(envelope.REPLAY, report.run_id.encode())]
     producer = AIOKafkaProducer(
         **kafka.client(settings),
         acks="all",

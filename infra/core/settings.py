@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from infra.errors import SettingsError
+from infra.core.errors import SettingsError
 
 T = TypeVar("T")
 

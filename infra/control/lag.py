@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from infra import kafka
-from infra.settings import Settings
+from infra.core import kafka
+from infra.core.settings import Settings
 
 
 def groups(settings: Settings) -> dict[str, tuple[str, ...]]:

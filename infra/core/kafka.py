@@ -11,8 +11,8 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-from infra.errors import SettingsError
-from infra.settings import KafkaSecurity, Settings
+from infra.core.errors import SettingsError
+from infra.core.settings import KafkaSecurity, Settings
 
 
 def tls_context(security: KafkaSecurity) -> ssl.SSLContext:

@@ -19,10 +19,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.errors import BrokerError
-from infra.kafka import Acl
+from infra.core.errors import BrokerError
+from infra.core.kafka import Acl
 
-POM = Path(__file__).parent / "kafka" / "pom.xml"
+POM = Path(__file__).parent.parent / "kafka" / "pom.xml"
 HEAP = os.environ.get("WAFLOW_KAFKA_HEAP", "512m")  # read by the CLI process only
 LOG4J = """\
 status = warn

@@ -13,8 +13,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from infra.raw import RawReader
-from infra.settings import Settings
+from infra.control.raw import RawReader
+from infra.core.settings import Settings
 from streams.normalize import normalize
 from streams.records import DLQ, EVENTS, OTHER, RESPONSES, RawMeta
 

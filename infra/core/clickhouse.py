@@ -17,11 +17,11 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
 
-from infra.cluster import render
-from infra.errors import ClickHouseError
-from infra.settings import Settings
+from infra.core.cluster import render
+from infra.core.errors import ClickHouseError
+from infra.core.settings import Settings
 
-MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
 
 @dataclass(frozen=True)

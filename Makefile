@@ -38,7 +38,7 @@ integration: install
 	$(BIN)/pytest -q -m integration
 
 # Per-stage benchmarks, each beside its bare baseline in the same run, then the stepped
-# end-to-end run with its profile and 10-minute memory run (README, Benchmarks). About an hour.
+# end-to-end run with its profile and 10-minute memory run (docs/benchmarks.md). About an hour.
 bench: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.ingress --seconds 10 --runs 3 --tls
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.streams --runs 3 --deliveries 30000 \
@@ -48,7 +48,7 @@ bench: install
 		--memory-minutes 10
 
 # Ten minutes of signed load on a 3-broker cluster while every fault kind is injected; prints the
-# invariant table (README, Proving nothing is lost).
+# invariant table (docs/guarantees.md).
 chaos: install
 	$(BIN)/python -m tests.chaos.run --minutes 10 --rate 40 --brokers 3
 

@@ -193,7 +193,7 @@ def cmd_stage(settings: Settings, args: argparse.Namespace) -> None:
         if settings.streams_guarantee == "exactly_once":
             print(
                 "warning: WAFLOW_STREAMS_GUARANTEE=exactly_once lost and duplicated items in "
-                "waflow's hard-kill test (README, 'Crashes'); use it for trials only",
+                "waflow's hard-kill test (docs/guarantees.md); use it for trials only",
                 file=sys.stderr,
             )
         app = create_app(settings)

@@ -5,7 +5,7 @@ old data. Replayed records go straight to the typed topics and the dead-letter t
 the same keys the worker uses and with a `waflow-replay` header, bypassing the worker's dedup
 table (which would drop every id it has seen). The sink keeps ClickHouse exact: it skips ids a
 table already holds, and dead-letter ids are raw positions, so running a replay twice creates
-no row twice. To rewrite rows a fix changed, delete them first (README, Replay).
+no row twice. To rewrite rows a fix changed, delete them first (docs/operations.md, Replay).
 """
 
 from __future__ import annotations

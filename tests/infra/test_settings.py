@@ -95,7 +95,7 @@ def test_broker_format_passes_a_dash_leading_cluster_id_as_one_token() -> None:
     assert "-t" not in cmd
 
 
-def test_readme_configuration_reference_names_every_setting() -> None:
+def test_the_configuration_reference_names_every_setting() -> None:
     import re
 
     from tests.conftest import ROOT
@@ -103,8 +103,11 @@ def test_readme_configuration_reference_names_every_setting() -> None:
     read = set(
         re.findall(r'"(WAFLOW_[A-Z_]+)"', (ROOT / "infra" / "core" / "settings.py").read_text())
     )
-    documented = set(re.findall(r"`(WAFLOW_[A-Z_]+)`", (ROOT / "README.md").read_text()))
-    assert read and not read - documented, f"settings missing from README: {read - documented}"
+    reference = (ROOT / "docs" / "configuration.md").read_text()
+    documented = set(re.findall(r"`(WAFLOW_[A-Z_]+)`", reference))
+    assert read and not read - documented, (
+        f"missing from docs/configuration.md: {read - documented}"
+    )
 
 
 def test_every_secret_reads_from_its_file(tmp_path: Path) -> None:

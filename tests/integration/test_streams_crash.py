@@ -2,7 +2,7 @@
 carries the original's key. Read back with isolation_level=read_committed.
 
 WAFLOW_TEST_GUARANTEE=exactly_once runs the same test under Faust's exactly-once mode and then
-demands exactly one output per input (see README: it is not enabled by default).
+demands exactly one output per input (see docs/guarantees.md: it is not enabled by default).
 """
 
 from __future__ import annotations

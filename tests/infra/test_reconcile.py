@@ -1,6 +1,6 @@
 from infra.control.loadgen import Generator
 from infra.control.reconcile import compare as compare_
-from infra.control.reconcile import expect, lookup
+from infra.control.reconcile import _quote, expect, lookup
 from streams.records import RawMeta
 
 HOUR = 3_600_000
@@ -25,7 +25,13 @@ def test_redelivered_items_count_once_in_their_first_window_and_gaps_are_reporte
     assert sum(ln.missing for ln in lines) == 1
 
 
-def test_lookup_quotes_ids_and_asks_each_table() -> None:
+def test_ids_are_quoted_as_clickhouse_string_literals() -> None:
+    assert _quote("wamid.ABC") == "'wamid.ABC'"
+    assert _quote("it's") == "'it\\'s'"
+    assert _quote("back\\slash'") == "'back\\\\slash\\''"
+
+
+def test_lookup_asks_each_table_for_every_id_quoted() -> None:
     gen = Generator(seed=4, wabas=1, run="q'uote")
     expected = expect([(RawMeta("raw", 0, 0, 0, ""), gen.delivery(1, max_items=1).body)], HOUR)
     asked: list[str] = []
@@ -35,5 +41,6 @@ def test_lookup_quotes_ids_and_asks_each_table() -> None:
         return [[next(iter(expected.items))]]
 
     assert lookup(expected, run_sql, "waflow") == set(expected.items)
-    assert all("\\'" in sql or "'" in sql for sql in asked)
-    assert asked[0].startswith("SELECT DISTINCT")
+    assert asked and all(sql.startswith("SELECT DISTINCT") for sql in asked)
+    for dedup_id in expected.items:
+        assert any(_quote(dedup_id) in sql for sql in asked), dedup_id

@@ -111,3 +111,13 @@ async def test_requests_without_the_credential_or_from_a_page_are_refused(
             r = await c.post(url, content=b"DROP TABLE waflow.schema_migrations", headers=headers)
             assert r.status_code == status, name
         assert (await c.post(url, content=COUNT.encode(), headers=good)).status_code == 200
+
+
+async def test_reconcile_quoting_reads_back_as_the_same_string_in_the_engine(
+    sink: Settings,
+) -> None:
+    from infra.control.reconcile import _quote
+
+    hostile = ["plain", "it's", "back\\slash", "\\'", "wamid.HBgL==", "名前"]
+    for value in hostile:
+        assert await sql(sink, f"SELECT {_quote(value)}") == [[value]]

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from schemas import codec
 from streams.normalize import normalize
-from streams.records import SCHEMA_OF, RawMeta
+from streams.records import DLQ, EVENTS, SCHEMA_OF, Output, RawMeta
 
 META = RawMeta("raw", 0, 0, 1_700_000_000_000, "r")
 scalars = (
@@ -55,36 +55,68 @@ json_values = st.recursive(
 )
 
 
-def check(body: bytes) -> None:
+def check(body: bytes) -> list[str]:
+    """Every output encodes with its schema and decodes back as the same kind; the kinds."""
+    kinds = []
     for out in normalize(body, META):
-        codec().encode(SCHEMA_OF[out.kind], out.record)
+        name, _ = codec().decode(codec().encode(SCHEMA_OF[out.kind], out.record))
+        assert name == SCHEMA_OF[out.kind]
+        kinds.append(out.kind)
+    return kinds
+
+
+def from_change(outputs: list[Output], path: str) -> list[Output]:
+    """The outputs of the change at `path`: typed records by lineage, dead letters by path."""
+    entry, change = (int(x) for x in path.split("."))
+    out = []
+    for o in outputs:
+        if o.kind == DLQ:
+            where = o.record["dead_letter_id"].split("/", 3)[3]
+            if where == path or where.startswith(path + "."):
+                out.append(o)
+        elif (o.record["lineage"]["entry_index"], o.record["lineage"]["change_index"]) == (
+            entry,
+            change,
+        ):
+            out.append(o)
+    return out
 
 
 @settings(max_examples=300, deadline=None)
 @given(json_values)
 def test_random_documents(doc: object) -> None:
-    check(
-        orjson.dumps(
+    delivery = {
+        "entry": [
             {
-                "entry": [
-                    {
-                        "id": "w",
-                        "changes": [
-                            {"field": "messages", "value": doc},
-                            {"field": "flows", "value": doc},
-                        ],
-                    }
-                ]
+                "id": "w",
+                "changes": [
+                    {"field": "messages", "value": doc},
+                    {"field": "flows", "value": doc},
+                ],
             }
-        )
-    )
-    check(orjson.dumps(doc))
+        ]
+    }
+    body = orjson.dumps(delivery)
+    check(body)
+    # A flows change always leaves a trace: one flow event, or one dead letter with its path.
+    [traced] = from_change(normalize(body, META), "0.1")
+    assert traced.kind in (EVENTS, DLQ)
+    kinds = check(orjson.dumps(doc))
+    if not (isinstance(doc, dict) and isinstance(doc.get("entry"), list)):
+        assert kinds == [DLQ]  # not a delivery at all: one dead letter, never silence
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_random_bytes(body: bytes) -> None:
-    check(body)
+    kinds = check(body)
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        assert kinds == [DLQ]  # not JSON: exactly one dead letter
+        return
+    if not (isinstance(doc, dict) and isinstance(doc.get("entry"), list)):
+        assert kinds == [DLQ]
 
 
 def test_deep_nesting_and_big_batches() -> None:

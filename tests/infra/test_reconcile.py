@@ -1,6 +1,6 @@
 from infra.control.loadgen import Generator
-from infra.control.reconcile import compare as compare_
 from infra.control.reconcile import _quote, expect, lookup
+from infra.control.reconcile import compare as compare_
 from streams.records import RawMeta
 
 HOUR = 3_600_000

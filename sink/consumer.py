@@ -37,7 +37,7 @@ class SinkLoop:
         self.consumer = AIOKafkaConsumer(
             *self.topics,
             **kafka.client(settings),
-            group_id=f"{t.prefix}-sink",
+            group_id=t.sink_group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=settings.sink_batch_rows,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from schemas.catalog import DLQ, KINDS, Column, Kind, columns
 from sink.errors import RowError
 
 # DateTime64 holds 1900-01-01 .. 2299-12-31; anything outside is drift, not data.
@@ -21,9 +22,8 @@ class Table:
     id_column: str
     columns: tuple[str, ...]
     row: Callable[[dict[str, Any]], list[Any]]
-    # The partition column: a copy of a record carries the same value, so the sink looks for
-    # existing ids only between a batch's min and max of it (partition pruning keeps that check
-    # from scanning the whole table). None where a copy's value can differ (dead letters).
+    # The partition column: the sink looks for existing ids only between a batch's min and max
+    # of it (schemas/catalog.py says why); None where a copy's value can differ (dead letters).
     time_column: str | None
 
 
@@ -33,205 +33,45 @@ def _time(value: Any) -> datetime:
     return value
 
 
-def _opt_time(value: Any) -> datetime | None:
-    return None if value is None else _time(value)
-
-
 # Lineage positions the tables keep unsigned.
 COUNTERS = ("raw_partition", "raw_offset", "entry_index", "change_index")
 
 
-def _lineage(lin: dict[str, Any]) -> list[Any]:
-    for key in COUNTERS:
-        if lin[key] < 0:
-            raise RowError("out_of_range", f"lineage {key}={lin[key]} is negative")
-    if lin["raw_partition"] >= _UINT32:
+def _counter(name: str, value: Any) -> Any:
+    if value < 0:
+        raise RowError("out_of_range", f"lineage {name}={value} is negative")
+    if name == "raw_partition" and value >= _UINT32:
         raise RowError("out_of_range", "lineage raw_partition is too large")
-    return [
-        lin["request_id"],
-        lin["raw_partition"],
-        lin["raw_offset"],
-        lin["entry_index"],
-        lin["change_index"],
-    ]
+    return value
 
 
-LINEAGE = ("request_id", "raw_partition", "raw_offset", "entry_index", "change_index")
+def _getter(column: Column) -> Callable[[dict[str, Any]], Any]:
+    """How one column's value is read from a decoded record, and checked."""
+    field, sub = column.field, column.sub
+    if column.many:
+        return lambda r: [item[sub] for item in r[field]]
+    if sub is not None and column.name in COUNTERS:
+        return lambda r: _counter(column.name, r[field][sub])
+    if sub is not None:
+        return lambda r: r[field][sub]
+    if column.time and column.optional:
+        return lambda r: None if r[field] is None else _time(r[field])
+    if column.time:
+        return lambda r: _time(r[field])
+    return lambda r: r[field]
 
 
-def response_row(r: dict[str, Any]) -> list[Any]:
-    return [
-        r["message_id"],
-        r["waba_id"],
-        r["phone_number_id"],
-        r["display_phone_number"],
-        r["context_message_id"],
-        r["context_from"],
-        r["wa_id"],
-        r["contact_name"],
-        r["flow_name"],
-        r["body"],
-        r["flow_token"],
-        r["response_json"],
-        r["response"],
-        _time(r["responded_at"]),
-        _time(r["received_at"]),
-        *_lineage(r["lineage"]),
-        r["lineage"]["item_index"],
-    ]
+def _table(kind: Kind) -> Table:
+    cols = columns(kind.schema)
+    getters = tuple(_getter(c) for c in cols)
+
+    def row(record: dict[str, Any]) -> list[Any]:
+        return [get(record) for get in getters]
+
+    return Table(kind.table, kind.id_field, tuple(c.name for c in cols), row, kind.time_column)
 
 
-def event_row(r: dict[str, Any]) -> list[Any]:
-    errors = r["errors"]
-    return [
-        r["event_id"],
-        r["waba_id"],
-        r["flow_id"],
-        r["event"],
-        _time(r["event_time"]),
-        r["message"],
-        r["old_status"],
-        r["new_status"],
-        r["alert_state"],
-        r["threshold"],
-        r["error_rate"],
-        r["p50_latency"],
-        r["p90_latency"],
-        r["requests_count"],
-        r["availability"],
-        r["warning"],
-        [e["error_type"] for e in errors],
-        [e["error_rate"] for e in errors],
-        [e["error_count"] for e in errors],
-        r["change_json"],
-        _time(r["received_at"]),
-        *_lineage(r["lineage"]),
-    ]
-
-
-def change_row(r: dict[str, Any]) -> list[Any]:
-    return [
-        r["change_id"],
-        r["waba_id"],
-        r["field"],
-        r["kind"],
-        r["change_json"],
-        _opt_time(r["event_time"]),
-        _time(r["received_at"]),
-        *_lineage(r["lineage"]),
-        r["lineage"]["item_index"],
-    ]
-
-
-def dead_row(r: dict[str, Any]) -> list[Any]:
-    return [
-        r["dead_letter_id"],
-        r["stage"],
-        r["reason"],
-        r["error"],
-        r["payload"],
-        r["source_topic"],
-        r["source_partition"],
-        r["source_offset"],
-        r["waba_id"],
-        r["request_id"],
-        _time(r["failed_at"]),
-    ]
-
-
-TABLES: dict[str, Table] = {
-    "FlowResponse": Table(
-        "flow_responses",
-        "message_id",
-        (
-            "message_id",
-            "waba_id",
-            "phone_number_id",
-            "display_phone_number",
-            "context_message_id",
-            "context_from",
-            "wa_id",
-            "contact_name",
-            "flow_name",
-            "body",
-            "flow_token",
-            "response_json",
-            "response",
-            "responded_at",
-            "received_at",
-            *LINEAGE,
-            "item_index",
-        ),
-        response_row,
-        "responded_at",
-    ),
-    "FlowEvent": Table(
-        "flow_events",
-        "event_id",
-        (
-            "event_id",
-            "waba_id",
-            "flow_id",
-            "event",
-            "event_time",
-            "message",
-            "old_status",
-            "new_status",
-            "alert_state",
-            "threshold",
-            "error_rate",
-            "p50_latency",
-            "p90_latency",
-            "requests_count",
-            "availability",
-            "warning",
-            "errors.error_type",
-            "errors.error_rate",
-            "errors.error_count",
-            "change_json",
-            "received_at",
-            *LINEAGE,
-        ),
-        event_row,
-        "event_time",
-    ),
-    "WebhookChange": Table(
-        "webhook_changes",
-        "change_id",
-        (
-            "change_id",
-            "waba_id",
-            "field",
-            "kind",
-            "change_json",
-            "event_time",
-            "received_at",
-            *LINEAGE,
-            "item_index",
-        ),
-        change_row,
-        "received_at",
-    ),
-    "DeadLetter": Table(
-        "dead_letters",
-        "dead_letter_id",
-        (
-            "dead_letter_id",
-            "stage",
-            "reason",
-            "error",
-            "payload",
-            "source_topic",
-            "source_partition",
-            "source_offset",
-            "waba_id",
-            "request_id",
-            "failed_at",
-        ),
-        dead_row,
-        None,
-    ),
-}
+TABLES: dict[str, Table] = {kind.schema: _table(kind) for kind in KINDS}
 
 
 def to_row(schema: str, record: dict[str, Any]) -> tuple[Table, str, list[Any]]:
@@ -249,19 +89,20 @@ def sink_dead_letter(
     topic: str, partition: int, offset: int, reason: str, error: str, payload: bytes, now: datetime
 ) -> list[Any]:
     """A dead_letters row for a record the sink could not load."""
-    return [
-        f"{topic}/{partition}/{offset}/sink",
-        "sink",
-        reason,
-        error[:1000],
-        payload,
-        topic,
-        partition,
-        offset,
-        None,
-        None,
-        now,
-    ]
+    record = {
+        "dead_letter_id": f"{topic}/{partition}/{offset}/sink",
+        "stage": "sink",
+        "reason": reason,
+        "error": error[:1000],
+        "payload": payload,
+        "source_topic": topic,
+        "source_partition": partition,
+        "source_offset": offset,
+        "waba_id": None,
+        "request_id": None,
+        "failed_at": now,
+    }
+    return TABLES[DLQ.schema].row(record)
 
 
 def dedup_in_order(rows: Sequence[tuple[str, list[Any]]]) -> list[tuple[str, list[Any]]]:

@@ -42,7 +42,7 @@ ROCKSDB_MEMORY = {"write_buffer_size": 4 * 1024**2, "max_write_buffer_number": 2
 
 def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faust.App:
     stats = metrics or StreamMetrics()
-    app_id = f"{settings.topics.prefix}-streams"
+    app_id = settings.topics.streams_group
     app = faust.App(
         app_id,
         broker=kafka.faust_broker(settings),

@@ -5,18 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from schemas import catalog
 from schemas.envelope import RawMeta
 
 __all__ = ["CHANGE", "DLQ", "EVENTS", "OTHER", "RESPONSES", "SCHEMA_OF", "Output", "RawMeta"]
 
-RESPONSES, EVENTS, OTHER, DLQ = "responses", "events", "other", "dlq"
+# The kinds of typed record (schemas/catalog.py has each one's schema, topic and table).
+RESPONSES, EVENTS, OTHER, DLQ = (k.kind for k in catalog.KINDS)
 CHANGE = -1  # item_index of a record that stands for a whole change
-SCHEMA_OF = {
-    RESPONSES: "FlowResponse",
-    EVENTS: "FlowEvent",
-    OTHER: "WebhookChange",
-    DLQ: "DeadLetter",
-}
+SCHEMA_OF = {k.kind: k.schema for k in catalog.KINDS}
 
 
 @dataclass(frozen=True)

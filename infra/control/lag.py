@@ -13,8 +13,8 @@ def groups(settings: Settings) -> dict[str, tuple[str, ...]]:
     """Each group and the topics it consumes."""
     t = settings.topics
     return {
-        f"{t.prefix}-streams": (t.raw, t.items),
-        f"{t.prefix}-sink": (t.responses, t.events, t.other, t.dlq),
+        t.streams_group: (t.raw, t.items),
+        t.sink_group: (t.responses, t.events, t.other, t.dlq),
     }
 
 

@@ -15,15 +15,11 @@ from dataclasses import dataclass, field
 
 from infra.control.raw import RawReader
 from infra.core.settings import Settings
+from schemas.catalog import BY_KIND
 from streams.normalize import normalize
-from streams.records import DLQ, EVENTS, OTHER, RESPONSES, RawMeta
+from streams.records import RawMeta
 
-TABLE_OF = {
-    RESPONSES: ("flow_responses", "message_id"),
-    EVENTS: ("flow_events", "event_id"),
-    OTHER: ("webhook_changes", "change_id"),
-    DLQ: ("dead_letters", "dead_letter_id"),
-}
+TABLE_OF = {kind.kind: (kind.table, kind.id_field) for kind in BY_KIND.values()}
 CHUNK = 4000  # ids per lookup: keeps each query under ClickHouse's default max_query_size
 
 

@@ -59,7 +59,7 @@ async def replay(
     progress: Callable[[Report], None] = lambda report: None,
 ) -> Report:
     t = settings.topics
-    topic_of = {RESPONSES: t.responses, EVENTS: t.events, OTHER: t.other, DLQ: t.dlq}
+    topic_of = {kind: t.typed(kind) for kind in (RESPONSES, EVENTS, OTHER, DLQ)}
     secrets = settings.app_secrets if settings.streams_verify else ()
     report = Report(run_id=uuid.uuid4().hex)
     headers = [(envelope.REPLAY, report.run_id.encode())]

@@ -17,9 +17,10 @@ from infra.control.screen import STAGES, Samples, Snapshot, merge, parse, view
 from infra.core.clickhouse import target
 from infra.core.errors import InfraError
 from infra.core.settings import Settings
+from schemas.catalog import KINDS
 
 Sql = Callable[[str], list[list[object]]]
-TABLES = ("flow_responses", "flow_events", "webhook_changes", "dead_letters")
+TABLES = tuple(kind.table for kind in KINDS)
 
 
 def endpoints(settings: Settings, given: Sequence[str] = ()) -> dict[str, list[str]]:

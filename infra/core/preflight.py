@@ -65,10 +65,10 @@ def needs_of(stage: str, settings: Settings) -> Needs:
                 (t.claims_changelog, ("Describe", "Read", "Write")),
                 *((name, ("Describe", "Write")) for name in typed),
             ),
-            (f"{t.prefix}-streams",),
+            (t.streams_group,),
         )
     if stage == "sink":
-        return Needs(tuple((name, ("Describe", "Read")) for name in typed), (f"{t.prefix}-sink",))
+        return Needs(tuple((name, ("Describe", "Read")) for name in typed), (t.sink_group,))
     raise ValueError(stage)
 
 

@@ -15,6 +15,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from infra.core.errors import SettingsError
+from schemas import catalog
 
 T = TypeVar("T")
 
@@ -29,18 +30,34 @@ class AppSecret:
 
 @dataclass(frozen=True)
 class Topics:
-    raw: str = "waflow.webhooks.raw"
-    responses: str = "waflow.flows.responses"
-    events: str = "waflow.flows.events"
-    other: str = "waflow.webhooks.other"
-    dlq: str = "waflow.webhooks.dlq"
-    items: str = "waflow.streams.items"  # internal: normalized items keyed by dedup id
-    prefix: str = "waflow"  # also names the consumer groups: `<prefix>-streams`, `<prefix>-sink`
+    """Every topic and consumer group name, under one prefix (the names after it are
+    schemas/catalog.py's)."""
+
+    raw: str = f"waflow.{catalog.RAW_TOPIC}"
+    responses: str = f"waflow.{catalog.RESPONSES.topic}"
+    events: str = f"waflow.{catalog.EVENTS.topic}"
+    other: str = f"waflow.{catalog.OTHER.topic}"
+    dlq: str = f"waflow.{catalog.DLQ.topic}"
+    items: str = f"waflow.{catalog.ITEMS_TOPIC}"  # internal: normalized items by dedup id
+    prefix: str = "waflow"
+
+    @property
+    def streams_group(self) -> str:
+        """The stream worker's consumer group, which is also its Faust app id."""
+        return f"{self.prefix}-{catalog.STREAMS_GROUP}"
+
+    @property
+    def sink_group(self) -> str:
+        return f"{self.prefix}-{catalog.SINK_GROUP}"
 
     @property
     def claims_changelog(self) -> str:
         """The stream worker's dedup table changelog (Faust's `<app id>-<table>-changelog`)."""
-        return f"{self.prefix}-streams-claims-changelog"
+        return f"{self.streams_group}-claims-changelog"
+
+    def typed(self, kind: str) -> str:
+        """The typed topic of a kind of schemas/catalog.py."""
+        return f"{self.prefix}.{catalog.BY_KIND[kind].topic}"
 
     @classmethod
     def named(cls, prefix: str) -> Topics:
@@ -50,12 +67,12 @@ class Topics:
                 f"WAFLOW_TOPIC_PREFIX={prefix!r}: use letters, digits, '_' or '-' (default waflow)"
             )
         return cls(
-            raw=f"{prefix}.webhooks.raw",
-            responses=f"{prefix}.flows.responses",
-            events=f"{prefix}.flows.events",
-            other=f"{prefix}.webhooks.other",
-            dlq=f"{prefix}.webhooks.dlq",
-            items=f"{prefix}.streams.items",
+            raw=f"{prefix}.{catalog.RAW_TOPIC}",
+            responses=f"{prefix}.{catalog.RESPONSES.topic}",
+            events=f"{prefix}.{catalog.EVENTS.topic}",
+            other=f"{prefix}.{catalog.OTHER.topic}",
+            dlq=f"{prefix}.{catalog.DLQ.topic}",
+            items=f"{prefix}.{catalog.ITEMS_TOPIC}",
             prefix=prefix,
         )
 

@@ -126,3 +126,15 @@ def test_the_engine_parses_every_cluster_statement(chdb_url: str) -> None:
     client = connect(chdb_url)
     for statement in ddl("waflow", "main"):
         assert client.query(f"EXPLAIN AST {statement}").result_rows, statement
+
+
+def test_every_catalog_column_is_a_column_of_its_table(chdb_url: str) -> None:
+    """The catalog's columns come from the .avsc files; the tables from the migrations."""
+    from schemas.catalog import KINDS, columns
+
+    client = connect(chdb_url)
+    migrate(client, "waflow")
+    for kind in KINDS:
+        have = {row[0] for row in client.query(f"DESCRIBE TABLE waflow.{kind.table}").result_rows}
+        wanted = {c.name for c in columns(kind.schema)}
+        assert wanted <= have, (kind.table, wanted - have)

@@ -48,6 +48,14 @@ def free_base_port() -> int:
     raise RuntimeError("no free port pair")
 
 
+def pick_free(taken: set[int]) -> int:
+    """A free port none of the broker's other listeners will use (the set grows with it)."""
+    while (port := free_port()) in taken:
+        pass
+    taken.add(port)
+    return port
+
+
 @dataclass(frozen=True)
 class Cluster:
     admin: str  # PLAINTEXT: the administrator's door
@@ -85,7 +93,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     issued = ca.issue("localhost", client=False, stem="broker")
     keystore = data / "broker-keystore.pem"
     keystore.write_bytes(issued.key.read_bytes() + issued.cert.read_bytes())
-    base, secured, mtls = free_base_port(), free_port(), free_port()
+    base = free_base_port()
+    taken = {base, base + 1000}  # the PLAINTEXT and controller listeners
+    secured, mtls = (pick_free(taken) for _ in range(2))
     spec = broker.Secured(secured, keystore, USERS, client_ca=ca.pem, mtls_port=mtls)
     try:
         admin = broker.start(data, base_port=base, jars_dir=ROOT / ".waflow", secured=spec)

@@ -82,6 +82,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
     )
     window_ms = settings.dedup_window_days * DAY_MS
     secrets = settings.app_secrets if settings.streams_verify else ()
+    payload_bytes = settings.dlq_payload_bytes
     # RocksDB (through rocksdict) with a TTL and a changelog that is compacted *and* expires
     # after the window: both the local store and the topic stay bounded.
     claims = ClaimsTable(
@@ -128,7 +129,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
                     int(msg.timestamp * 1000),
                     dict(msg.headers or ()),
                 )
-                for out, value in typed(msg.value or b"", meta, secrets):
+                for out, value in typed(msg.value or b"", meta, secrets, payload_bytes):
                     if out.kind == DLQ:
                         stats.dead_letters.labels(out.record["reason"]).inc()
                         pending.append(

@@ -79,7 +79,7 @@ async def replay(
             async for read, records in reader.batches():
                 pending: list[Awaitable[Any]] = []
                 for meta, body in records:
-                    for out, value in typed(body, meta, secrets):
+                    for out, value in typed(body, meta, secrets, settings.dlq_payload_bytes):
                         if not select(out):
                             report.skipped += 1
                             continue

@@ -162,6 +162,7 @@ class Settings:
     admin_port: int | None = None
     ingest_admin_port: int = 8083
     sink_stall_s: float = 120.0
+    dlq_payload_bytes: int = 64 * 1024
     data_dir: Path = Path(".waflow")
     max_body_bytes: int = 4 * 1024 * 1024
     produce_timeout_s: float = 5.0
@@ -219,6 +220,7 @@ class Settings:
             admin_port=_int(env, "WAFLOW_ADMIN_PORT", 0) or None,
             ingest_admin_port=_int(env, "WAFLOW_INGEST_ADMIN_PORT", 8083),
             sink_stall_s=_float(env, "WAFLOW_SINK_STALL_SECONDS", 120.0),
+            dlq_payload_bytes=_int(env, "WAFLOW_DLQ_PAYLOAD_BYTES", 64 * 1024),
             data_dir=data_dir,
             max_body_bytes=_int(env, "WAFLOW_MAX_BODY_BYTES", 4 * 1024 * 1024),
             produce_timeout_s=_float(env, "WAFLOW_PRODUCE_TIMEOUT_S", 5.0),
@@ -313,6 +315,11 @@ class Settings:
         ):
             if seconds <= 0:
                 raise SettingsError(f"{name} must be > 0 seconds")
+        if not 1024 <= self.dlq_payload_bytes <= 512 * 1024:
+            raise SettingsError(
+                "WAFLOW_DLQ_PAYLOAD_BYTES must be 1024 to 524288 (default 65536): a dead "
+                "letter's payload prefix must fit a Kafka record"
+            )
         if self.max_concurrent_requests < 1:
             raise SettingsError(
                 "WAFLOW_MAX_CONCURRENT_REQUESTS must be at least 1 (default 512): requests "

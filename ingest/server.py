@@ -25,7 +25,9 @@ log = logging.getLogger("waflow.ingest")
 def build(settings: Settings) -> tuple[Starlette, Starlette]:
     """The public webhook app and the admin app, sharing one writer and one set of metrics."""
     metrics = IngestMetrics()
-    writer = KafkaRawWriter(kafka.client(settings), settings.topics.raw, settings.produce_timeout_s)
+    writer = KafkaRawWriter(
+        kafka.producer(settings), settings.topics.raw, settings.produce_timeout_s
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -55,11 +55,10 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         web_port=settings.admin_port_of("streams"),
         web_host=settings.admin_host,
         broker_commit_interval=1.0,
-        producer_acks=-1,
+        **kafka.faust_producer(),
         producer_linger_ms=5,
         # Outputs go as whole batches (streams/produce.py); 16 KB ones held a dozen items.
         producer_max_batch_size=256 * 1024,
-        producer_compression_type="zstd",
         consumer_auto_offset_reset="earliest",
         processing_guarantee=settings.streams_guarantee,
         stream_buffer_maxsize=16384,

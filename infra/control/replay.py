@@ -63,14 +63,7 @@ async def replay(
     secrets = settings.app_secrets if settings.streams_verify else ()
     report = Report(run_id=uuid.uuid4().hex)
     headers = [(envelope.REPLAY, report.run_id.encode())]
-    producer = AIOKafkaProducer(
-        **kafka.client(settings),
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=20,
-        compression_type="zstd",
-        max_batch_size=1024 * 1024,
-    )
+    producer = AIOKafkaProducer(**kafka.producer(settings, linger_ms=20))
     await producer.start()
     try:
         async with RawReader(settings, since_ms, until_ms) as reader:

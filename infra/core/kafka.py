@@ -50,6 +50,32 @@ def client(settings: Settings) -> dict[str, Any]:
     return {"bootstrap_servers": list(settings.kafka_hosts), **auth(settings)}
 
 
+# Every waflow producer: a write counts once all in-sync replicas have it, a retried batch is
+# not written twice, and batches are zstd (aiokafka's lz4 runs at level 9, a fifth of zstd's
+# speed on webhook JSON for a third more bytes).
+ACKS = "all"
+COMPRESSION = "zstd"
+MAX_BATCH_BYTES = 1024 * 1024
+
+
+def producer(settings: Settings, **tuning: Any) -> dict[str, Any]:
+    """aiokafka producer keyword arguments: the connection, the durability every waflow producer
+    has, and the caller's `tuning` (linger, sizes, timeouts)."""
+    return {
+        **client(settings),
+        "acks": ACKS,
+        "enable_idempotence": True,
+        "compression_type": COMPRESSION,
+        "max_batch_size": MAX_BATCH_BYTES,
+        **tuning,
+    }
+
+
+def faust_producer() -> dict[str, Any]:
+    """The same durability for Faust's producer (its settings are named `producer_*`)."""
+    return {"producer_acks": -1, "producer_compression_type": COMPRESSION}
+
+
 def faust_broker(settings: Settings) -> list[str]:
     """Faust's broker URLs: every bootstrap host, so the worker starts while one is down."""
     return [f"kafka://{host}" for host in settings.kafka_hosts]

@@ -12,7 +12,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from infra.core import broker
+from infra.core import broker, kafka
 from ingest.metrics import IngestMetrics
 from ingest.producer import KafkaRawWriter
 from ingest.routes import admin_app, create_app
@@ -51,7 +51,7 @@ async def test_every_payload_readable_byte_for_byte(
     topic = f"raw-{uuid.uuid4().hex[:8]}"
     await create_topic(kafka_bootstrap, topic)
     settings = make_settings(WAFLOW_KAFKA_BOOTSTRAP=kafka_bootstrap)
-    writer = KafkaRawWriter({"bootstrap_servers": kafka_bootstrap}, topic, 10)
+    writer = KafkaRawWriter(kafka.producer(settings), topic, 10)
     await writer.start(attempts=30)
     app = create_app(settings, writer)
     admin = httpx.ASGITransport(app=admin_app(IngestMetrics(), writer.ready))
@@ -98,7 +98,7 @@ async def test_broker_down_gives_503_then_200_after_restart() -> None:
 
     await ensure_topics(settings)
     writer = KafkaRawWriter(
-        {"bootstrap_servers": bootstrap}, settings.topics.raw, settings.produce_timeout_s
+        kafka.producer(settings), settings.topics.raw, settings.produce_timeout_s
     )
     await writer.start(attempts=30)
     app = create_app(settings, writer)

@@ -50,7 +50,7 @@ async def test_huge_and_oversized_inputs_become_dead_letters_and_traffic_flows(
     env, settings, _ = await stream_stack(kafka_bootstrap, tmp_path)
     stages = [Stage(n, env, tmp_path / f"{n}.log").start() for n in ("streams", "sink")]
     try:
-        writer = KafkaRawWriter(kafka.client(settings), settings.topics.raw, 30)
+        writer = KafkaRawWriter(kafka.producer(settings), settings.topics.raw, 30)
         await writer.start(attempts=30)
         app = create_app(settings, writer)
         gen = Generator(seed=11, wabas=1, run=uuid.uuid4().hex[:6])

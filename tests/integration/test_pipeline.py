@@ -86,7 +86,7 @@ def wait_for(settings: Settings, sql: str, expected: object, timeout_s: float = 
 
 
 async def test_signed_posts_become_rows_once(stack: Settings, payloads: dict[str, bytes]) -> None:
-    writer = KafkaRawWriter(kafka.client(stack), stack.topics.raw, 10)
+    writer = KafkaRawWriter(kafka.producer(stack), stack.topics.raw, 10)
     await writer.start(attempts=30)
     app = create_app(stack, writer)
     gen = Generator(seed=7, wabas=3, run=uuid.uuid4().hex[:6])

@@ -28,7 +28,7 @@ GUARANTEE = os.environ.get("WAFLOW_TEST_GUARANTEE", "at_least_once")
 
 
 async def produce_raw(settings: Settings, bodies: list[bytes]) -> None:
-    writer = KafkaRawWriter(kafka.client(settings), settings.topics.raw, 30)
+    writer = KafkaRawWriter(kafka.producer(settings), settings.topics.raw, 30)
     await writer.start(attempts=30)
     try:
         await asyncio.gather(

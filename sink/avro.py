@@ -18,6 +18,7 @@ from fastavro import writer
 from fastavro.schema import expand_schema
 
 from schemas import codec
+from schemas.catalog import columns
 from sink.rows import COUNTERS, TABLES, TIME_MAX, TIME_MIN
 
 SYNC = b"waflow-sink-sync"  # any 16 bytes: the container has one block
@@ -59,10 +60,6 @@ def container(name: str, bodies: list[bytes]) -> bytes:
     return b"".join((header(name), _long(len(bodies)), _long(len(data)), data, SYNC))
 
 
-def _is_time(t: Any) -> bool:
-    return isinstance(t, dict) and t.get("logicalType") == "timestamp-millis"
-
-
 def _type(t: Any) -> str:
     """ClickHouse type of an Avro type; timestamps stay Int64 so their range can be checked."""
     if isinstance(t, str):
@@ -82,36 +79,26 @@ def _type(t: Any) -> str:
     return _PRIMITIVE[kind]  # a primitive with a logical type or attributes
 
 
-def _plain(t: Any) -> Any:
-    """The non-null branch of an optional type."""
-    return next(x for x in t if x != "null") if isinstance(t, list) else t
-
-
 @cache
 def _parts(name: str) -> tuple[str, str, str]:
-    """(structure, select list, row check) for the current schema of `name`."""
+    """(structure, select list, row check) for the current schema of `name`: the columns and
+    their checks are the catalog's, as on the Python path (sink.rows)."""
     schema: dict[str, Any] = expand_schema(codec().schemas[name])  # type: ignore[assignment]
-    fields = {f["name"]: f["type"] for f in schema["fields"]}
-    structure = ", ".join(f"`{n}` {_type(t)}" for n, t in fields.items())
-    nested = {  # a column named after a field of a nested record (the lineage)
-        sub["name"]: f"`{n}`.`{sub['name']}`"
-        for n, t in fields.items()
-        if isinstance(_plain(t), dict) and _plain(t)["type"] == "record"
-        for sub in _plain(t)["fields"]
-    }
+    structure = ", ".join(f"`{f['name']}` {_type(f['type'])}" for f in schema["fields"])
     select, checks = [], []
-    for column in TABLES[name].columns:
-        parent, _, child = column.partition(".")
-        if column in fields and _is_time(_plain(fields[column])):
-            select.append(f"fromUnixTimestamp64Milli(`{column}`, 'UTC')")
-            checks.append(f"(`{column}` IS NULL OR `{column}` BETWEEN {_LO} AND {_HI})")
-        elif column in fields:
-            select.append(f"`{column}`")
-        elif column in nested:
-            select.append(nested[column])
-        else:  # errors.error_type: a Nested column from an array of records
-            select.append(f"arrayMap(x -> x.`{child}`, `{parent}`)")
-    checks += [f"{nested[c]} >= 0" for c in COUNTERS if c in nested]
+    for column in columns(name):
+        if column.many:  # errors.error_type: a Nested column from an array of records
+            select.append(f"arrayMap(x -> x.`{column.sub}`, `{column.field}`)")
+        elif column.sub is not None:  # a field of a nested record (the lineage)
+            value = f"`{column.field}`.`{column.sub}`"
+            select.append(value)
+            if column.name in COUNTERS:
+                checks.append(f"{value} >= 0")
+        elif column.time:
+            select.append(f"fromUnixTimestamp64Milli(`{column.field}`, 'UTC')")
+            checks.append(f"(`{column.field}` IS NULL OR `{column.field}` BETWEEN {_LO} AND {_HI})")
+        else:
+            select.append(f"`{column.field}`")
     return structure, ", ".join(select), " AND ".join(checks) or "1"
 
 

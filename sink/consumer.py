@@ -11,11 +11,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from infra.core import kafka
 from infra.core.settings import Settings
-from sink.batch import Consumed, cut
 from sink.breaker import Breaker
-from sink.errors import EngineRefused, WriteError
+from sink.errors import WriteError
+from sink.load import RowWriter
 from sink.metrics import SinkMetrics
-from sink.writer import Batch, BatchWriter
+from sink.writer import Batch, Consumed
 
 log = logging.getLogger("waflow.sink")
 
@@ -24,15 +24,14 @@ class SinkLoop:
     def __init__(
         self,
         settings: Settings,
-        writer: BatchWriter,
+        rows: RowWriter,
         metrics: SinkMetrics,
         breaker: Breaker | None = None,
-        in_engine: bool = False,
     ) -> None:
         t = settings.topics
         self.topics = (t.responses, t.events, t.other, t.dlq)
         self.settings = settings
-        self.writer = writer
+        self.rows = rows
         self.metrics = metrics
         self.consumer = AIOKafkaConsumer(
             *self.topics,
@@ -46,8 +45,6 @@ class SinkLoop:
             isolation_level="read_committed",
         )
         self.breaker = breaker or Breaker()
-        # Hand the writer Avro rows to decode in the engine (it must be able to).
-        self.in_engine = in_engine
         self.stopping = asyncio.Event()
         # When the batch now being written was handed over; None while nothing waits.
         self.waiting_since: float | None = None
@@ -100,10 +97,10 @@ class SinkLoop:
     async def _flush(self, records: list[Consumed]) -> None:
         self.waiting_since = time.monotonic()
         now = datetime.now(UTC)
-        batches = cut(records, now, in_engine=self.in_engine)
+        batches = self.rows.cut(records, now)
         self._count_dead(batches.dead_reasons)
         for batch in batches.batches:
-            if not await self._load(batch, now):
+            if not await self._write(batch, now):
                 return  # stopped while retrying: nothing committed, the next start re-reads
         commits: dict[TopicPartition, int] = {}
         for rec in records:
@@ -113,35 +110,17 @@ class SinkLoop:
         self.waiting_since = None
         await self._record_lag()
 
-    async def _load(self, batch: Batch, now: datetime) -> bool:
-        """Write a batch; one the engine refuses is decoded in Python and written that way."""
-        try:
-            return await self._write(batch)
-        except EngineRefused as exc:
-            assert batch.avro is not None
-            self.metrics.engine_refused.inc()
-            log.warning(
-                "engine refused a batch, decoding it in Python",
-                extra={"table": batch.table, "rows": batch.size, "error": str(exc)[:300]},
-            )
-            slow = cut(batch.avro.records, now)
-            self._count_dead(slow.dead_reasons)
-            for one in slow.batches:
-                if not await self._write(one):
-                    return False
-            return True
-
     def _count_dead(self, reasons: dict[str, int]) -> None:
         for reason, count in reasons.items():
             self.metrics.dead_letters.labels(reason).inc(count)
 
-    async def _write(self, batch: Batch) -> bool:
+    async def _write(self, batch: Batch, now: datetime) -> bool:
         """Never skip a batch: the partition waits while the breaker paces retries. False when
         told to stop before the batch was written."""
         while True:
             started = time.perf_counter()
             try:
-                inserted = await self.writer.write(batch)
+                loaded = await self.rows.write(batch, now)
                 break
             except WriteError as exc:
                 pause = self.breaker.failed()
@@ -162,14 +141,17 @@ class SinkLoop:
         self.metrics.circuit_open.set(0)
         self.metrics.insert_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_rows.observe(batch.size)
-        self.metrics.rows.labels(batch.table).inc(inserted)
-        self.metrics.skipped.labels(batch.table).inc(batch.size - inserted)
+        self.metrics.engine_refused.inc(loaded.refused)
+        self._count_dead(loaded.dead)
+        for table, size in loaded.sizes.items():
+            self.metrics.rows.labels(table).inc(loaded.inserted[table])
+            self.metrics.skipped.labels(table).inc(size - loaded.inserted[table])
         log.info(
             "batch written",
             extra={
                 "table": batch.table,
                 "rows": batch.size,
-                "inserted": inserted,
+                "inserted": sum(loaded.inserted.values()),
                 "token": batch.token,
             },
         )

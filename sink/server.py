@@ -30,6 +30,7 @@ from infra.core.collector import settle
 from infra.core.settings import Settings
 from sink.consumer import SinkLoop
 from sink.errors import QueryRefused
+from sink.load import RowWriter
 from sink.metrics import SinkMetrics
 from sink.query import (
     CONTENT_TYPE,
@@ -126,7 +127,7 @@ async def run(settings: Settings) -> None:
     applied = await engine.call(lambda: migrate(engine.client, where.database, cluster))
     log.info("migrations applied", extra={"applied": applied, "database": where.database})
     metrics = SinkMetrics()
-    loop = SinkLoop(settings, ClickHouseWriter(engine), metrics, in_engine=where.embedded)
+    loop = SinkLoop(settings, RowWriter(ClickHouseWriter(engine), where.embedded), metrics)
     settle()  # everything built so far lives as long as the process (infra/collector.py)
     server = QuietServer(
         uvicorn.Config(

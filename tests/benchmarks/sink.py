@@ -26,6 +26,7 @@ from infra.core.settings import Settings
 from infra.core.topics import ensure_topics
 from schemas import codec
 from sink.consumer import SinkLoop
+from sink.load import RowWriter
 from sink.metrics import SinkMetrics
 from sink.rows import to_row
 from sink.writer import ClickHouseWriter, Engine
@@ -57,7 +58,7 @@ def bare_insert(engine: Engine, records: list[tuple[str, bytes, bytes]], chunk: 
 
 
 async def sink_loop(settings: Settings, engine: Engine, total: int) -> float:
-    loop = SinkLoop(settings, ClickHouseWriter(engine), SinkMetrics(), in_engine=engine.embedded)
+    loop = SinkLoop(settings, RowWriter(ClickHouseWriter(engine), engine.embedded), SinkMetrics())
     task = asyncio.create_task(loop.run())
     db = engine.database
     count = "SELECT " + " + ".join(f"(SELECT count() FROM {db}.{t})" for t in TABLES)

@@ -21,6 +21,7 @@ from schemas import codec
 from sink.breaker import Breaker
 from sink.consumer import SinkLoop
 from sink.errors import WriteError
+from sink.load import RowWriter
 from sink.metrics import SinkMetrics
 from sink.writer import Batch, ClickHouseWriter, Engine
 from streams.normalize import normalize
@@ -143,7 +144,7 @@ async def test_killed_between_insert_and_commit_then_same_keys_again(sink_env) -
     await produce(settings, records)
     writer = ClickHouseWriter(engine)
     crashing = SinkLoop(
-        settings, KilledAfterInsert(writer, after=3), SinkMetrics(), in_engine=engine.embedded
+        settings, RowWriter(KilledAfterInsert(writer, after=3), engine.embedded), SinkMetrics()
     )
     with pytest.raises(Killed):
         await crashing.run()
@@ -151,7 +152,7 @@ async def test_killed_between_insert_and_commit_then_same_keys_again(sink_env) -
     expected = expected_counts(records, settings, dead=0)
     assert (
         await drain(
-            SinkLoop(settings, writer, SinkMetrics(), in_engine=engine.embedded), engine, expected
+            SinkLoop(settings, RowWriter(writer, engine.embedded), SinkMetrics()), engine, expected
         )
         == expected
     )
@@ -160,7 +161,7 @@ async def test_killed_between_insert_and_commit_then_same_keys_again(sink_env) -
     metrics = SinkMetrics()
     assert (
         await drain(
-            SinkLoop(settings, writer, metrics, in_engine=engine.embedded), engine, expected
+            SinkLoop(settings, RowWriter(writer, engine.embedded), metrics), engine, expected
         )
         == expected
     )
@@ -189,7 +190,7 @@ async def test_drifted_records_go_to_dead_letters_while_neighbours_load(sink_env
     await produce(settings, records[:20] + bad + records[20:])
     expected = expected_counts(records, settings, dead=3)
     metrics = SinkMetrics()
-    loop = SinkLoop(settings, ClickHouseWriter(engine), metrics, in_engine=engine.embedded)
+    loop = SinkLoop(settings, RowWriter(ClickHouseWriter(engine), engine.embedded), metrics)
     assert await drain(loop, engine, expected) == expected
     refused = sum(s.value for m in metrics.engine_refused.collect() for s in m.samples[:1])
     # The engine refused the batches holding the two bad records; their neighbours loaded.
@@ -213,7 +214,7 @@ async def test_clickhouse_refusing_writes_is_retried_by_the_breaker_without_loss
     flaky = DownThenUp(ClickHouseWriter(engine), failures=3)
     metrics = SinkMetrics()
     breaker = Breaker(first_s=0.05, max_s=0.2)
-    loop = SinkLoop(settings, flaky, metrics, breaker, in_engine=engine.embedded)
+    loop = SinkLoop(settings, RowWriter(flaky, engine.embedded), metrics, breaker)
     expected = expected_counts(records, settings, dead=0)
     assert await drain(loop, engine, expected) == expected
     failures = [s.value for m in metrics.write_failures.collect() for s in m.samples]

@@ -6,15 +6,15 @@ import time
 from typing import cast
 
 from sink.consumer import SinkLoop
+from sink.load import RowWriter
 from sink.metrics import SinkMetrics
 from sink.writer import BatchWriter
 from tests.conftest import make_settings
 
 
 async def test_stalled_names_the_wait_only_past_the_limit() -> None:
-    loop = SinkLoop(
-        make_settings(WAFLOW_SINK_STALL_SECONDS="30"), cast(BatchWriter, None), SinkMetrics()
-    )
+    rows = RowWriter(cast(BatchWriter, None))
+    loop = SinkLoop(make_settings(WAFLOW_SINK_STALL_SECONDS="30"), rows, SinkMetrics())
     assert loop.stalled() == ""  # nothing waiting
     loop.waiting_since = time.monotonic() - 5
     assert loop.stalled() == ""  # waiting, within the limit

@@ -1,4 +1,5 @@
-"""Thin Faust agents wiring the pure functions to topics.
+"""The Faust wiring: the app, its topics and claims table, and two agents that feed the steps of
+streams/steps.py (NormalizeStep, DedupStep), which know nothing of Faust.
 
 Two steps, because a redelivered item can come back re-batched under another WABA's key and so
 on another raw partition: `normalize` types every item and places it, by its dedup id, on an
@@ -22,16 +23,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.core import kafka
 from infra.core.settings import Settings
-from schemas import codec
-from schemas.errors import SchemaError
 from streams.claims import ClaimsTable
-from streams.dead import dead_letter
 from streams.dedup import DAY_MS
-from streams.encode import typed
-from streams.items import pack, unpack
 from streams.metrics import StreamMetrics
 from streams.produce import BatchWriter
-from streams.records import DLQ, Output, RawMeta
+from streams.records import EVENTS, OTHER, RESPONSES
+from streams.steps import DedupStep, Message, NormalizeStep
 
 log = logging.getLogger("waflow.streams")
 # Faust's RocksDB defaults are per partition: 3 x 64 MB memtables and a 2 GB block cache.
@@ -65,9 +62,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         broker_max_poll_records=4000,
     )
     t = settings.topics
-    final = {"responses": t.responses, "events": t.events, "other": t.other}
-    items_in = stats.records_in.labels(t.items)
-    final_out = {kind: stats.records_out.labels(name) for kind, name in final.items()}
+    final = {kind: t.typed(kind) for kind in (RESPONSES, EVENTS, OTHER)}
     raw = app.topic(
         t.raw, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
@@ -81,7 +76,6 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
     )
     window_ms = settings.dedup_window_days * DAY_MS
     secrets = settings.app_secrets if settings.streams_verify else ()
-    payload_bytes = settings.dlq_payload_bytes
     # RocksDB (through rocksdict) with a TTL and a changelog that is compacted *and* expires
     # after the window: both the local store and the topic stay bounded.
     claims = ClaimsTable(
@@ -107,79 +101,41 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
     )
     app.tables.add(claims)
 
+    sender = FaustSender(app)
+    normalize = NormalizeStep(
+        sender,
+        t.dlq,
+        t.items,
+        lambda: partition_count(app, t.items),
+        stats,
+        secrets,
+        settings.dlq_payload_bytes,
+    )
+
     @app.agent(raw)
     async def normalize_raw(stream: Any) -> None:
-        await or_die("normalize_raw", normalize_batches(stream))
+        async def loop() -> None:
+            async for batch in stream.take_events(1000, within=0.05):
+                await normalize.run([message(event) for event in batch])
 
-    async def normalize_batches(stream: Any) -> None:
-        partitions = 0
-        async for batch in stream.take_events(1000, within=0.05):
-            started = time.perf_counter()
-            if not partitions:  # the items topic's real count, which placement must follow
-                partitions = await partition_count(app, t.items)
-            pending: list[Awaitable[Any]] = []
-            ready: list[tuple[Output, bytes]] = []
-            for event in batch:
-                msg = event.message
-                meta = RawMeta.of(
-                    msg.topic,
-                    msg.partition,
-                    msg.offset,
-                    int(msg.timestamp * 1000),
-                    dict(msg.headers or ()),
-                )
-                for out, value in typed(msg.value or b"", meta, secrets, payload_bytes):
-                    if out.kind == DLQ:
-                        stats.dead_letters.labels(out.record["reason"]).inc()
-                        pending.append(
-                            await app.producer.send(t.dlq, out.key, value, None, None, None)
-                        )
-                        stats.records_out.labels(t.dlq).inc()
-                    else:
-                        ready.append((out, value))
-            for partition, value in pack(ready, partitions):
-                pending.append(await app.producer.send(t.items, None, value, partition, None, None))
-            await asyncio.gather(*pending)
-            stats.records_in.labels(t.raw).inc(len(batch))
-            stats.latency.observe(time.perf_counter() - started)
+        await or_die("normalize_raw", loop())
 
     @app.agent(items)
     async def dedup_items(stream: Any) -> None:
-        await or_die("dedup_items", dedup_events(stream))
+        async def loop() -> None:
+            dedup: DedupStep | None = None
+            async for batch in stream.take_events(100, within=0.05):
+                if dedup is None:  # the typed topics' real partition counts, once
+                    counts = {name: await partition_count(app, name) for name in final.values()}
+                    outputs = BatchWriter(kafka_producer(app), counts, exit_on_failure)
+                    dedup = DedupStep(claims, outputs, sender, final, t.dlq, window_ms, stats)
+                # The outputs are sent, not awaited: Faust flushes the producer before it
+                # commits these offsets, so they are durable before the inputs are marked done.
+                # A flush also returns when a send *failed*: exit_on_failure ends the worker
+                # before that commit.
+                await dedup.run([message(event) for event in batch], int(time.time() * 1000))
 
-    async def dedup_events(stream: Any) -> None:
-        writer: BatchWriter | None = None
-        async for batch in stream.take_events(100, within=0.05):
-            if writer is None:
-                counts = {name: await partition_count(app, name) for name in final.values()}
-                writer = BatchWriter(kafka_producer(app), counts, exit_on_failure)
-            now_ms = int(time.time() * 1000)
-            for event in batch:
-                await dedup_record(event.message, now_ms, writer)
-            # Not awaited here: Faust flushes the producer before it commits these offsets, so
-            # the outputs are durable before the inputs are marked done. A flush also returns
-            # when a send *failed*, so exit_on_failure ends the worker before that commit.
-            await writer.write()
-
-    async def dedup_record(msg: Any, now_ms: int, writer: BatchWriter) -> None:
-        try:
-            items = unpack(msg.value or b"", dict(msg.headers or ()), msg.key)
-        except SchemaError as exc:  # not written by normalize_raw: keep it, never crash on it
-            meta = RawMeta(msg.topic, msg.partition, msg.offset, now_ms, "")
-            dead = dead_letter(meta, "foreign_record", str(exc), msg.value or b"", "")
-            stats.dead_letters.labels("foreign_record").inc()
-            dlq = codec().encode("DeadLetter", dead.record)
-            await app.producer.send(t.dlq, b"", dlq, None, None, None)
-            return
-        items_in.inc(len(items))
-        ids = [item.dedup_id for item in items]
-        emit = claims.claim(msg.partition, msg.offset, ids, now_ms, window_ms)
-        for item, keep in zip(items, emit, strict=True):
-            if keep:
-                await writer.add(final[item.kind], item.key, item.value)
-                final_out[item.kind].inc()
-            else:
-                stats.duplicates.inc()
+        await or_die("dedup_items", loop())
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
@@ -204,6 +160,35 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
 
     app.conf.stream_wait_empty = False
     return app
+
+
+def message(event: Any) -> Message:
+    """What the steps see of a Faust event."""
+    msg = event.message
+    return Message(
+        msg.topic,
+        msg.partition,
+        msg.offset,
+        int(msg.timestamp * 1000),
+        msg.key,
+        msg.value or b"",
+        dict(msg.headers or ()),
+    )
+
+
+class FaustSender:
+    """The steps' Sender over Faust's producer (whose flush Faust runs before each commit)."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None
+    ) -> Awaitable[Any]:
+        sent: Awaitable[Any] = await self.app.producer.send(
+            topic, key, value, partition, None, None
+        )
+        return sent
 
 
 def not_ready(assigned: bool, rebalancing: bool, recovering: bool) -> str:

@@ -1,0 +1,139 @@
+"""The stream stage's two steps, each a small class behind Protocols: no Faust in here.
+
+`NormalizeStep` takes a batch of raw records and writes what they become: dead letters to the
+dead-letter topic, typed items to the internal items topic packed per dedup partition.
+`DedupStep` takes a batch of items records, claims each item's id, and hands first sightings to
+the typed topics' writer. streams/agents.py feeds them from Faust's streams; the tests feed
+them from fakes (tests/fakes.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from schemas import codec
+from schemas.envelope import AppKey
+from schemas.errors import SchemaError
+from streams.dead import dead_letter
+from streams.encode import PAYLOAD_BYTES, typed
+from streams.items import pack, unpack
+from streams.metrics import StreamMetrics
+from streams.records import DLQ, Output, RawMeta
+
+
+@dataclass(frozen=True)
+class Message:
+    """One consumed record, as the steps see it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes
+    headers: Mapping[str, bytes] = field(default_factory=dict)
+
+
+class Sender(Protocol):
+    """Sends one record; the returned awaitable resolves when the broker has it."""
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, partition: int | None
+    ) -> Awaitable[Any]: ...
+
+
+class Claims(Protocol):
+    """The dedup table: for each id of an items record, True where it is a first sighting."""
+
+    def claim(
+        self, partition: int, offset: int, ids: Sequence[str], now_ms: int, window_ms: int
+    ) -> list[bool]: ...
+
+
+class Outputs(Protocol):
+    """The typed topics' writer: records gathered per partition, sent by `write`."""
+
+    async def add(self, topic: str, key: bytes, value: bytes) -> None: ...
+
+    async def write(self) -> None: ...
+
+
+@dataclass
+class NormalizeStep:
+    """Raw records to dead letters and packed items, all sent before `run` returns."""
+
+    sender: Sender
+    dlq_topic: str
+    items_topic: str
+    item_partitions: Callable[[], Awaitable[int]]  # the items topic's real partition count
+    metrics: StreamMetrics
+    secrets: Sequence[AppKey] = ()
+    payload_bytes: int = PAYLOAD_BYTES
+    _partitions: int = 0
+
+    async def run(self, batch: Sequence[Message]) -> None:
+        started = time.perf_counter()
+        if not self._partitions:  # placement must follow the topic's real count
+            self._partitions = await self.item_partitions()
+        pending: list[Awaitable[Any]] = []
+        ready: list[tuple[Output, bytes]] = []
+        for msg in batch:
+            meta = RawMeta.of(
+                msg.topic, msg.partition, msg.offset, msg.timestamp_ms, dict(msg.headers)
+            )
+            for out, value in typed(msg.value, meta, self.secrets, self.payload_bytes):
+                if out.kind == DLQ:
+                    self.metrics.dead_letters.labels(out.record["reason"]).inc()
+                    self.metrics.records_out.labels(self.dlq_topic).inc()
+                    pending.append(await self.sender.send(self.dlq_topic, out.key, value, None))
+                else:
+                    ready.append((out, value))
+        for partition, value in pack(ready, self._partitions):
+            pending.append(await self.sender.send(self.items_topic, None, value, partition))
+        await asyncio.gather(*pending)
+        if batch:
+            self.metrics.records_in.labels(batch[0].topic).inc(len(batch))
+        self.metrics.latency.observe(time.perf_counter() - started)
+
+
+@dataclass
+class DedupStep:
+    """Items records to first sightings on the typed topics; copies are counted and dropped."""
+
+    claims: Claims
+    outputs: Outputs
+    sender: Sender  # for dead letters of records normalize did not write
+    typed_topics: Mapping[str, str]  # kind -> topic
+    dlq_topic: str
+    window_ms: int
+    metrics: StreamMetrics
+
+    async def run(self, batch: Sequence[Message], now_ms: int) -> None:
+        for msg in batch:
+            await self._one(msg, now_ms)
+        await self.outputs.write()
+
+    async def _one(self, msg: Message, now_ms: int) -> None:
+        try:
+            items = unpack(msg.value, dict(msg.headers), msg.key)
+        except SchemaError as exc:  # not written by normalize: keep it, never crash on it
+            meta = RawMeta(msg.topic, msg.partition, msg.offset, now_ms, "")
+            dead = dead_letter(meta, "foreign_record", str(exc), msg.value, "")
+            self.metrics.dead_letters.labels("foreign_record").inc()
+            value = codec().encode("DeadLetter", dead.record)
+            await self.sender.send(self.dlq_topic, b"", value, None)
+            return
+        self.metrics.records_in.labels(msg.topic).inc(len(items))
+        ids = [item.dedup_id for item in items]
+        emit = self.claims.claim(msg.partition, msg.offset, ids, now_ms, self.window_ms)
+        for item, keep in zip(items, emit, strict=True):
+            if keep:
+                topic = self.typed_topics[item.kind]
+                await self.outputs.add(topic, item.key, item.value)
+                self.metrics.records_out.labels(topic).inc()
+            else:
+                self.metrics.duplicates.inc()

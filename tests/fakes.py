@@ -7,6 +7,28 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from ingest.errors import BrokerUnavailableError
+from ingest.producer import RawRecord
+
+
+class FakeWriter:
+    """ingest.producer.RawWriter: keeps records; fails, or waits for `hold`, on request."""
+
+    def __init__(self, fail: bool = False, hold: asyncio.Event | None = None) -> None:
+        self.records: list[RawRecord] = []
+        self.fail = fail
+        self.hold = hold  # when set, every write waits for it
+        self.waiting = 0
+
+    async def write(self, record: RawRecord) -> None:
+        if self.hold is not None:
+            self.waiting += 1
+            await self.hold.wait()
+            self.waiting -= 1
+        if self.fail:
+            raise BrokerUnavailableError("down")
+        self.records.append(record)
+
 
 class FakeSender:
     """streams.steps.Sender: keeps every record sent, acknowledged at once."""

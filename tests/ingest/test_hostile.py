@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.verify import sign
-from tests.ingest.test_routes import FakeWriter, client
+from tests.fakes import FakeWriter
+from tests.ingest.test_routes import client
 
 SECRET_MARKERS = ("shop-secret", "support-secret", "verify-me")
 bodies = st.one_of(

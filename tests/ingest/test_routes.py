@@ -9,29 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from ingest.errors import BrokerUnavailableError
 from ingest.metrics import IngestMetrics
-from ingest.producer import RawRecord
 from ingest.routes import admin_app, create_app
 from ingest.verify import sign
 from tests.conftest import make_settings
-
-
-class FakeWriter:
-    def __init__(self, fail: bool = False, hold: asyncio.Event | None = None) -> None:
-        self.records: list[RawRecord] = []
-        self.fail = fail
-        self.hold = hold  # when set, every write waits for it
-        self.waiting = 0
-
-    async def write(self, record: RawRecord) -> None:
-        if self.hold is not None:
-            self.waiting += 1
-            await self.hold.wait()
-            self.waiting -= 1
-        if self.fail:
-            raise BrokerUnavailableError("down")
-        self.records.append(record)
+from tests.fakes import FakeWriter
 
 
 async def ready() -> bool:

@@ -14,24 +14,16 @@ import pytest
 import uvicorn
 
 from infra.core.errors import SettingsError
-from ingest.producer import RawRecord
 from ingest.routes import create_app
 from ingest.server import config
 from ingest.tls import server_context
 from ingest.verify import sign
 from tests.conftest import make_settings
+from tests.fakes import FakeWriter
 from tests.ingest.certs import Authority, Issued
 
 PLATFORM = "client.webhooks.example.test"
 BODY = b'{"object": "whatsapp_business_account", "entry": []}'
-
-
-class Collect:
-    def __init__(self) -> None:
-        self.records: list[RawRecord] = []
-
-    async def write(self, record: RawRecord) -> None:
-        self.records.append(record)
 
 
 async def ready() -> bool:
@@ -70,14 +62,14 @@ def free_port() -> int:
 @dataclass
 class Running:
     url: str
-    writer: Collect
+    writer: FakeWriter
     reloader: object
 
 
 async def start(**env: str) -> AsyncIterator[Running]:
     port = free_port()
     settings = make_settings(WAFLOW_HTTP_PORT=str(port), WAFLOW_TLS_RELOAD_SECONDS="0.1", **env)
-    writer = Collect()
+    writer = FakeWriter()
     cfg, reloader = config(settings, create_app(settings, writer))
     cfg.lifespan = "off"
     server = uvicorn.Server(cfg)

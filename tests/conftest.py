@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,11 +41,28 @@ def kafka_bootstrap() -> Iterator[str]:
         yield given
         return
     data = Path(tempfile.mkdtemp(prefix="waflow-kafka-"))
+    base = free_base_port()  # never another test run's broker, on a shared machine
     try:
-        yield broker.start(data, base_port=19092, jars_dir=ROOT / ".waflow")
+        yield broker.start(data, base_port=base, jars_dir=ROOT / ".waflow")
     finally:
-        broker.stop(data, base_port=19092)
+        broker.stop(data, base_port=base)
         shutil.rmtree(data, ignore_errors=True)
+
+
+def free_base_port() -> int:
+    """A free port whose controller twin (the port + 1000, infra/core/broker.py) is free too."""
+    for _ in range(100):
+        with socket.socket() as listener, socket.socket() as twin:
+            listener.bind(("127.0.0.1", 0))
+            port = int(listener.getsockname()[1])
+            if port + 1000 >= 65536:
+                continue
+            try:
+                twin.bind(("127.0.0.1", port + 1000))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free pair of ports for a test broker")
 
 
 @pytest.fixture

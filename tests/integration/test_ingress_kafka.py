@@ -17,7 +17,7 @@ from ingest.metrics import IngestMetrics
 from ingest.producer import KafkaRawWriter
 from ingest.routes import admin_app, create_app
 from ingest.verify import sign
-from tests.conftest import ROOT, make_settings
+from tests.conftest import ROOT, free_base_port, make_settings
 
 
 async def read_all(bootstrap: str, topic: str, expected: int) -> list:
@@ -92,7 +92,8 @@ async def test_every_payload_readable_byte_for_byte(
 
 async def test_broker_down_gives_503_then_200_after_restart() -> None:
     data = Path(tempfile.mkdtemp(prefix="waflow-kafka-restart-"))
-    bootstrap = broker.start(data, base_port=29092, jars_dir=ROOT / ".waflow")
+    port = free_base_port()
+    bootstrap = broker.start(data, base_port=port, jars_dir=ROOT / ".waflow")
     settings = make_settings(WAFLOW_KAFKA_BOOTSTRAP=bootstrap, WAFLOW_PRODUCE_TIMEOUT_S="2")
     from infra.core.topics import ensure_topics
 
@@ -110,14 +111,14 @@ async def test_broker_down_gives_503_then_200_after_restart() -> None:
             transport=httpx.ASGITransport(app=app), base_url="http://t"
         ) as c:
             assert (await c.post("/webhook", content=body, headers=headers)).status_code == 200
-            broker.stop(data, base_port=29092)
+            broker.stop(data, base_port=port)
             started = time.monotonic()
             r = await c.post("/webhook", content=body, headers=headers)
             assert r.status_code == 503
             assert time.monotonic() - started < settings.produce_timeout_s + 3
             async with httpx.AsyncClient(transport=admin, base_url="http://a") as probe:
                 assert (await probe.get("/readyz")).status_code == 503
-            broker.start(data, base_port=29092, jars_dir=ROOT / ".waflow")
+            broker.start(data, base_port=port, jars_dir=ROOT / ".waflow")
             deadline = time.monotonic() + 60
             status = 0
             while status != 200 and time.monotonic() < deadline:
@@ -125,5 +126,5 @@ async def test_broker_down_gives_503_then_200_after_restart() -> None:
             assert status == 200
     finally:
         await writer.stop()
-        broker.stop(data, base_port=29092)
+        broker.stop(data, base_port=port)
         shutil.rmtree(data, ignore_errors=True)

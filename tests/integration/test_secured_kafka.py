@@ -9,7 +9,6 @@ SASL_SSL with its secrets read from files.
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 import time
@@ -26,26 +25,12 @@ from infra.core.settings import Settings
 from infra.core.topics import ensure_topics
 from ingest.verify import sign
 from sink import query as sink_query
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_base_port
 from tests.ingest.certs import Authority
 from tests.integration.stages import Stage, free_port, stage_env
 
 PASSWORD = "waflow-scram-password"
 USERS = (("waflow", PASSWORD), ("limited", "limited-password"), ("revocable", "revocable-pw"))
-
-
-def free_base_port() -> int:
-    """A port whose controller twin (+1000) is free too."""
-    for _ in range(50):
-        port = free_port()
-        if port + 1000 < 65536:
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port + 1000))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port pair")
 
 
 def pick_free(taken: set[int]) -> int:

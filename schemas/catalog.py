@@ -55,6 +55,7 @@ OTHER = Kind(
 )
 DLQ = Kind("dlq", "DeadLetter", "webhooks.dlq", "dead_letters", "dead_letter_id", None)
 KINDS = (RESPONSES, EVENTS, OTHER, DLQ)
+TYPED = (RESPONSES, EVENTS, OTHER)  # what normalize makes; DLQ holds what it could not
 BY_KIND = {k.kind: k for k in KINDS}
 BY_SCHEMA = {k.schema: k for k in KINDS}
 

@@ -29,7 +29,7 @@ class SinkLoop:
         breaker: Breaker | None = None,
     ) -> None:
         t = settings.topics
-        self.topics = (t.responses, t.events, t.other, t.dlq)
+        self.topics = t.sink_inputs
         self.settings = settings
         self.rows = rows
         self.metrics = metrics

@@ -23,11 +23,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from infra.core import kafka
 from infra.core.settings import Settings
+from schemas import catalog
 from streams.claims import ClaimsTable
 from streams.dedup import DAY_MS
 from streams.metrics import StreamMetrics
 from streams.produce import BatchWriter
-from streams.records import EVENTS, OTHER, RESPONSES
 from streams.steps import DedupStep, Message, NormalizeStep
 
 log = logging.getLogger("waflow.streams")
@@ -62,7 +62,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         broker_max_poll_records=4000,
     )
     t = settings.topics
-    final = {kind: t.typed(kind) for kind in (RESPONSES, EVENTS, OTHER)}
+    final = {k.kind: t.typed(k.kind) for k in catalog.TYPED}
     raw = app.topic(
         t.raw, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )

@@ -23,8 +23,9 @@ from infra.control.raw import RawReader
 from infra.core import kafka
 from infra.core.settings import Settings
 from schemas import envelope
+from schemas.catalog import KINDS
 from streams.encode import typed
-from streams.records import DLQ, EVENTS, OTHER, RESPONSES, Output
+from streams.records import Output
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ async def replay(
     progress: Callable[[Report], None] = lambda report: None,
 ) -> Report:
     t = settings.topics
-    topic_of = {kind: t.typed(kind) for kind in (RESPONSES, EVENTS, OTHER, DLQ)}
+    topic_of = {k.kind: t.typed(k.kind) for k in KINDS}
     secrets = settings.app_secrets if settings.streams_verify else ()
     report = Report(run_id=uuid.uuid4().hex)
     headers = [(envelope.REPLAY, report.run_id.encode())]

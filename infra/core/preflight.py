@@ -54,7 +54,7 @@ class Needs:
 
 def needs_of(stage: str, settings: Settings) -> Needs:
     t = settings.topics
-    typed = (t.responses, t.events, t.other, t.dlq)
+    typed = t.sink_inputs
     if stage == "ingest":
         return Needs(((t.raw, ("Describe", "Write")),))
     if stage == "streams":

@@ -59,6 +59,11 @@ class Topics:
         """The typed topic of a kind of schemas/catalog.py."""
         return f"{self.prefix}.{catalog.BY_KIND[kind].topic}"
 
+    @property
+    def sink_inputs(self) -> tuple[str, ...]:
+        """Every topic the sink loads: each kind's of the catalog, dead letters included."""
+        return tuple(self.typed(k.kind) for k in catalog.KINDS)
+
     @classmethod
     def named(cls, prefix: str) -> Topics:
         """Every name under one prefix, so staging or a test can share a cluster safely."""

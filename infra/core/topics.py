@@ -19,6 +19,7 @@ from murmurhash2 import murmurhash2
 from infra.core import kafka
 from infra.core.errors import BrokerError
 from infra.core.settings import Settings
+from schemas.catalog import TYPED
 
 DAY_MS = 24 * 3600 * 1000
 KAFKA_SEED = 0x9747B28C
@@ -54,9 +55,7 @@ def declared(settings: Settings) -> list[TopicSpec]:
     typed_ms = str(max(settings.dedup_window_days + 7, 14) * DAY_MS)
     return [
         TopicSpec(t.raw, n, (*common, ("retention.ms", raw_ms), ("max.message.bytes", "8388608"))),
-        TopicSpec(t.responses, n, (*common, ("retention.ms", typed_ms))),
-        TopicSpec(t.events, n, (*common, ("retention.ms", typed_ms))),
-        TopicSpec(t.other, n, (*common, ("retention.ms", typed_ms))),
+        *(TopicSpec(t.typed(k.kind), n, (*common, ("retention.ms", typed_ms))) for k in TYPED),
         TopicSpec(t.items, n, (*common, ("retention.ms", str(3 * DAY_MS)))),
         # Created here rather than by the worker: on a cluster a worker that creates it at
         # start-up can see it with 0 partitions for a while, and its table then fails.

@@ -60,6 +60,10 @@ class Cluster:
         (secrets / "verify-token").write_text(base.pop("WAFLOW_VERIFY_TOKEN"))
         return {
             **base,
+            # Set empty: `make test` exports development values, and a secret given both ways
+            # is refused at start-up.
+            "WAFLOW_APP_SECRETS": "",
+            "WAFLOW_VERIFY_TOKEN": "",
             "WAFLOW_APP_SECRETS_FILE": str(secrets / "app-secrets"),
             "WAFLOW_VERIFY_TOKEN_FILE": str(secrets / "verify-token"),
             "WAFLOW_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",

@@ -65,7 +65,7 @@ async def sink_loop(settings: Settings, engine: Engine, total: int) -> float:
     while not loop.consumer.assignment():  # the clock starts once the group has joined
         await asyncio.sleep(0.01)
     started = time.perf_counter()
-    while (await engine.query(count))[1][0][0] < total:
+    while (await engine.select(count))[1][0][0] < total:
         await asyncio.sleep(0.05)
     elapsed = time.perf_counter() - started
     loop.stopping.set()

@@ -112,7 +112,7 @@ class Engine:
             reaching = external_sources(str(row[0]) for row in ast)
             if reaching:
                 raise QueryRefused(
-                    f"refused: {', '.join(sorted(reaching))} reach outside the database"
+                    f"refused: {', '.join(sorted(reaching))} reach outside the database (files, URLs, other servers)"
                 )
             canonical = reader.query("SELECT formatQuery({q:String})", parameters={"q": sql})
             if file_clause(str(canonical.result_rows[0][0])):

@@ -111,9 +111,8 @@ class Engine:
             ast = reader.query(f"EXPLAIN AST {sql}").result_rows
             reaching = external_sources(str(row[0]) for row in ast)
             if reaching:
-                raise QueryRefused(
-                    f"refused: {', '.join(sorted(reaching))} reach outside the database (files, URLs, other servers)"
-                )
+                named = ", ".join(sorted(reaching))
+                raise QueryRefused(f"refused: {named} reach files, URLs or other servers")
             canonical = reader.query("SELECT formatQuery({q:String})", parameters={"q": sql})
             if file_clause(str(canonical.result_rows[0][0])):
                 raise QueryRefused("refused: INTO OUTFILE / FROM INFILE reach the file system")

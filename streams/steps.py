@@ -35,7 +35,7 @@ class Message:
     timestamp_ms: int
     key: bytes | None
     value: bytes
-    headers: Mapping[str, bytes] = field(default_factory=dict)
+    headers: dict[str, bytes] = field(default_factory=dict)  # built once per record
 
 
 class Sender(Protocol):
@@ -82,9 +82,7 @@ class NormalizeStep:
         pending: list[Awaitable[Any]] = []
         ready: list[tuple[Output, bytes]] = []
         for msg in batch:
-            meta = RawMeta.of(
-                msg.topic, msg.partition, msg.offset, msg.timestamp_ms, dict(msg.headers)
-            )
+            meta = RawMeta.of(msg.topic, msg.partition, msg.offset, msg.timestamp_ms, msg.headers)
             for out, value in typed(msg.value, meta, self.secrets, self.payload_bytes):
                 if out.kind == DLQ:
                     self.metrics.dead_letters.labels(out.record["reason"]).inc()
@@ -119,7 +117,7 @@ class DedupStep:
 
     async def _one(self, msg: Message, now_ms: int) -> None:
         try:
-            items = unpack(msg.value, dict(msg.headers), msg.key)
+            items = unpack(msg.value, msg.headers, msg.key)
         except SchemaError as exc:  # not written by normalize: keep it, never crash on it
             meta = RawMeta(msg.topic, msg.partition, msg.offset, now_ms, "")
             dead = dead_letter(meta, "foreign_record", str(exc), msg.value, "")

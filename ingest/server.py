@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import uvicorn
 import uvloop
@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 
 from infra.core import kafka
 from infra.core.collector import settle
+from infra.core.serving import QuietServer
 from infra.core.settings import Settings
 from ingest.metrics import IngestMetrics
 from ingest.producer import KafkaRawWriter
@@ -108,7 +109,7 @@ async def _serve(
     watching = asyncio.create_task(reloader.run(reload_s)) if reloader else None
     public = uvicorn.Server(cfg)
     # The admin server leaves signals to the public one, and stops when it stops.
-    admin_server = AdminServer(admin)
+    admin_server = QuietServer(admin)
     admin_serving = asyncio.create_task(admin_server.serve())
     try:
         await public.serve()
@@ -117,9 +118,3 @@ async def _serve(
         await admin_serving
         if watching:
             watching.cancel()
-
-
-class AdminServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield

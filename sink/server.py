@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from infra.core.clickhouse import client_for, migrate, target
 from infra.core.collector import settle
+from infra.core.serving import QuietServer
 from infra.core.settings import Settings
 from sink.consumer import SinkLoop
 from sink.errors import QueryRefused
@@ -104,14 +105,6 @@ def _json(value: Any) -> Any:
     if isinstance(value, Decimal | UUID):
         return str(value)
     raise TypeError(type(value).__name__)
-
-
-class QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves SIGINT/SIGTERM to the sink loop, which stops it."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 async def run(settings: Settings) -> None:

@@ -49,20 +49,30 @@ def kafka_bootstrap() -> Iterator[str]:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def free_base_port() -> int:
-    """A free port whose controller twin (the port + 1000, infra/core/broker.py) is free too."""
-    for _ in range(100):
-        with socket.socket() as listener, socket.socket() as twin:
-            listener.bind(("127.0.0.1", 0))
-            port = int(listener.getsockname()[1])
-            if port + 1000 >= 65536:
-                continue
-            try:
-                twin.bind(("127.0.0.1", port + 1000))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free pair of ports for a test broker")
+def free_base_port(count: int = 1) -> int:
+    """A base port such that `count` ports from it, and their controller twins (each port
+    + 1000, infra/core/broker.py), are free now. Fixed ports collide on a shared machine:
+    any client's ephemeral port may sit on one."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        wanted = [base + i for i in range(count)] + [base + 1000 + i for i in range(count)]
+        if wanted[-1] >= 65536:
+            continue
+        held: list[socket.socket] = []
+        try:
+            for port in wanted:
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+        return base
+    raise RuntimeError(f"no {count} free pairs of ports for a test broker")
 
 
 @pytest.fixture

@@ -303,8 +303,11 @@ def _cluster_id(root: Path) -> str:
 def _wait_for_port(node: Node, deadline: float) -> None:
     while time.monotonic() < deadline:
         if not is_running(node):
-            log = (node.home / "stdout.log").read_text(errors="replace")[-3000:]
-            raise BrokerError(f"Kafka node {node.node_id} exited during start-up:\n{log}")
+            raise BrokerError(
+                f"Kafka node {node.node_id} exited during start-up:\n"
+                f"{_tail(node.home / 'stdout.log')}"
+                f"\n--- {node.home / 'server.log'}:\n{_tail(node.home / 'server.log')}"
+            )
         try:
             with socket.create_connection(("127.0.0.1", node.port), timeout=1):
                 return
@@ -314,6 +317,13 @@ def _wait_for_port(node: Node, deadline: float) -> None:
         f"Kafka node {node.node_id} did not open port {node.port} in time; "
         f"see {node.home / 'server.log'}"
     )
+
+
+def _tail(path: Path, size: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-size:]
+    except OSError:
+        return "(none)"
 
 
 def _require(tool: str, how: str) -> None:

@@ -35,7 +35,7 @@ from infra.core import broker
 from infra.core.settings import Settings
 from infra.core.topics import ensure_topics
 from sink import query as sink_query
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_base_port
 from tests.integration.stages import Stage, free_port, read_typed, stage_env
 
 KINDS = ("ingest", "streams", "sink", "broker", "leader", "rebalance")
@@ -284,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--rate", type=float, default=40, help="deliveries per second")
     parser.add_argument("--brokers", type=int, default=3)
-    parser.add_argument("--base-port", type=int, default=49092)
+    parser.add_argument(
+        "--base-port", type=int, default=0, help="first broker port (default: a free one)"
+    )
     parser.add_argument("--faults", default="all", help="comma-separated: " + ",".join(KINDS))
     parser.add_argument("--every", type=float, default=25, help="mean seconds between faults")
     parser.add_argument("--out", default="tests/benchmarks/results/chaos.json")
@@ -293,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.brokers < 3 and "leader" in kinds:
         kinds.remove("leader")
     work = Path(tempfile.mkdtemp(prefix="waflow-chaos-"))
-    chaos = Chaos(work, args.brokers, args.base_port)
+    chaos = Chaos(work, args.brokers, args.base_port or free_base_port(args.brokers))
     rng = random.Random()
     answers = work / "answers.jsonl"
     try:

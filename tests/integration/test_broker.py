@@ -9,7 +9,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from infra.core import broker
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_base_port
 
 
 def test_second_fetch_uses_the_cache_without_maven(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,7 +24,8 @@ def test_second_fetch_uses_the_cache_without_maven(monkeypatch: pytest.MonkeyPat
 
 
 async def test_three_broker_cluster(tmp_path: Path) -> None:
-    bootstrap = broker.start(tmp_path, count=3, base_port=39092, jars_dir=ROOT / ".waflow")
+    base = free_base_port(3)
+    bootstrap = broker.start(tmp_path, count=3, base_port=base, jars_dir=ROOT / ".waflow")
     try:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
@@ -38,5 +39,5 @@ async def test_three_broker_cluster(tmp_path: Path) -> None:
         finally:
             await admin.close()
     finally:
-        broker.stop(tmp_path, count=3, base_port=39092)
-    assert not any(broker.is_running(n) for n in broker.nodes_for(tmp_path, 3, 39092))
+        broker.stop(tmp_path, count=3, base_port=base)
+    assert not any(broker.is_running(n) for n in broker.nodes_for(tmp_path, 3, base))

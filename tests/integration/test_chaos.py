@@ -15,7 +15,6 @@ def test_short_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
             "--minutes", "1.5",
             "--rate", "15",
             "--brokers", "1",
-            "--base-port", "59092",
             "--faults", "ingest,streams,sink",
             "--every", "20",
             "--out", str(tmp_path / "chaos.json"),

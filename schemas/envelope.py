@@ -73,6 +73,7 @@ class RawMeta:
     received_ms: int
     request_id: str
     signature: str = ""  # the ingress's X-Hub-Signature-256, for the optional re-verify
+    app: str = ""  # the label of the app whose secret verified the body ("" when unknown)
 
     @classmethod
     def of(
@@ -91,4 +92,5 @@ class RawMeta:
             received,
             headers.get(REQUEST_ID, b"").decode(errors="replace"),
             headers.get(SIGNATURE, b"").decode(errors="replace"),
+            headers.get(APP, b"").decode(errors="replace"),
         )

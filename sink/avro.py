@@ -47,17 +47,21 @@ def _long(n: int) -> bytes:
 
 
 @cache
-def header(name: str) -> bytes:
-    """The container header for the current schema of `name`, built once."""
+def header(fingerprint: bytes) -> bytes:
+    """The container header naming the writer schema of `fingerprint`, built once."""
+    _, schema = codec().by_fingerprint[fingerprint]
     out = BytesIO()
-    writer(out, codec().schemas[name], [], codec="null", sync_marker=SYNC)
+    writer(out, schema, [], codec="null", sync_marker=SYNC)
     return out.getvalue()
 
 
-def container(name: str, bodies: list[bytes]) -> bytes:
-    """One Avro object container file holding `bodies` (records of the current `name` schema)."""
+def container(fingerprint: bytes, bodies: list[bytes]) -> bytes:
+    """One Avro object container file holding `bodies`, all written with the schema of
+    `fingerprint`. The engine resolves it to the current schema's columns by field name; a
+    field an earlier version lacks is filled with its column's default (NULL for the optional
+    fields that versions add)."""
     data = b"".join(bodies)
-    return b"".join((header(name), _long(len(bodies)), _long(len(data)), data, SYNC))
+    return b"".join((header(fingerprint), _long(len(bodies)), _long(len(data)), data, SYNC))
 
 
 def _type(t: Any) -> str:
@@ -123,7 +127,9 @@ def insert(database: str, name: str, path: str, token: str) -> str:
     token = token.replace("\\", "\\\\").replace("'", "\\'")
     return (
         f"INSERT INTO {database}.{table.name} ({columns}) "
-        f"SETTINGS insert_deduplication_token = '{token}' SELECT {select} FROM {source} "
+        f"SETTINGS insert_deduplication_token = '{token}', "
+        "input_format_avro_allow_missing_fields = 1 "
+        f"SELECT {select} FROM {source} "
         f"WHERE throwIf(NOT ({check}), 'waflow: a row fails the sink checks') = 0 "
         f"AND `{ident}` NOT IN ({present}) LIMIT 1 BY `{ident}`"
     )

@@ -9,7 +9,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from schemas import codec
+from schemas import SINGLE_OBJECT_MARKER, codec
 from schemas.errors import DecodeError
 from sink import avro
 from sink.errors import RowError
@@ -27,8 +27,11 @@ class Cut:
 
 @cache
 def _loadable() -> dict[bytes, str]:
-    """Single-object prefix (marker and fingerprint) of each current schema that has a table."""
-    return {codec().headers[name]: name for name in TABLES}
+    """Single-object prefix (marker and fingerprint) of every version, current or earlier, of
+    each schema that has a table: the engine reads each with its own writer schema."""
+    return {
+        SINGLE_OBJECT_MARKER + v.fingerprint: v.name for v in codec().versions if v.name in TABLES
+    }
 
 
 def _token(records: Sequence[Consumed], kind: str = "") -> str:
@@ -42,19 +45,20 @@ def _token(records: Sequence[Consumed], kind: str = "") -> str:
 
 
 def cut(records: Sequence[Consumed], now: datetime, in_engine: bool = False) -> Cut:
-    """Group by table. With `in_engine`, records of a current schema stay Avro for the engine
-    to decode; the rest (older writers, strangers) are decoded here."""
+    """Group by table. With `in_engine`, records of any known version of a tabled schema stay
+    Avro for the engine to decode (one batch per writer schema); the rest are decoded here."""
     out = Cut()
     loadable = _loadable() if in_engine else {}
-    engine: dict[str, list[Consumed]] = defaultdict(list)
+    engine: dict[tuple[str, bytes], list[Consumed]] = defaultdict(list)
     python: dict[str, list[Consumed]] = defaultdict(list)
     rows: dict[str, list[tuple[str, list[Any]]]] = defaultdict(list)
     dead = TABLES["DeadLetter"]
     decode = codec().decode
     for rec in records:
-        name = loadable.get(rec.value[:10])
+        prefix = rec.value[:10]
+        name = loadable.get(prefix)
         if name is not None:
-            engine[name].append(rec)
+            engine[(name, prefix[2:])].append(rec)
             continue
         try:
             schema, record = decode(rec.value)
@@ -68,9 +72,9 @@ def cut(records: Sequence[Consumed], now: datetime, in_engine: bool = False) -> 
             out.dead_reasons[reason] = out.dead_reasons.get(reason, 0) + 1
         rows[table.name].append((key, row))
         python[table.name].append(rec)
-    for name, group in engine.items():
+    for (name, writer), group in engine.items():
         table = TABLES[name]
-        bodies = avro.container(name, [rec.value[10:] for rec in group])
+        bodies = avro.container(writer, [rec.value[10:] for rec in group])
         out.batches.append(
             Batch(
                 table.name,

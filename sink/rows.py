@@ -101,6 +101,7 @@ def sink_dead_letter(
         "waba_id": None,
         "request_id": None,
         "failed_at": now,
+        "app": None,
     }
     return TABLES[DLQ.schema].row(record)
 

@@ -21,5 +21,6 @@ def dead_letter(
         "waba_id": waba_id,
         "request_id": meta.request_id or None,
         "failed_at": meta.received_ms,
+        "app": meta.app or None,
     }
     return Output(DLQ, (waba_id or "").encode(), dead_id, record)

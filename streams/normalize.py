@@ -15,7 +15,7 @@ from streams.dead import dead_letter
 from streams.errors import PayloadError
 from streams.records import CHANGE, EVENTS, Output, RawMeta
 from streams.split import split_messages
-from streams.values import as_seconds_ms, lineage, opt_float, opt_int, opt_str, req_str
+from streams.values import as_seconds_ms, lineage, opt_float, opt_str, req_str
 
 
 def normalize(body: bytes, meta: RawMeta) -> list[Output]:
@@ -87,19 +87,20 @@ def flow_event(
         "error_rate": opt_float(value, "error_rate"),
         "p50_latency": opt_float(value, "p50_latency"),
         "p90_latency": opt_float(value, "p90_latency"),
-        "requests_count": opt_int(value, "requests_count"),
+        "requests_count": opt_float(value, "requests_count"),
         "availability": opt_float(value, "availability"),
         "warning": opt_str(value, "warning"),
         "errors": [
             {
                 "error_type": opt_str(e, "error_type") or "",
                 "error_rate": opt_float(e, "error_rate"),
-                "error_count": opt_int(e, "error_count"),
+                "error_count": opt_float(e, "error_count"),
             }
             for e in errors
         ],
         "change_json": orjson.dumps(value).decode(),
         "received_at": meta.received_ms,
         "lineage": lineage(meta, where[0], where[1], CHANGE),
+        "app": meta.app or None,
     }
     return Output(EVENTS, flow_id.encode(), event_id, record)

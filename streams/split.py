@@ -27,14 +27,14 @@ def split_messages(
     if not items:
         return [whole_change(value, field_name, waba_id, entry_ms, where, meta)]
     assert isinstance(value, dict)  # _items found lists, so value is an object
-    names = _contact_names(value)
+    contacts = _contacts(value)
     metadata = _object(value, "metadata")
     out: list[Output] = []
     for key, index, item in items:
         at = (where[0], where[1], index)
         try:
             if key == "messages" and is_flow_response(item):
-                out.append(flow_response(item, waba_id, metadata, names, at, meta))
+                out.append(flow_response(item, waba_id, metadata, contacts, at, meta))
             else:
                 out.append(other_item(item, key, field_name, waba_id, at, meta))
         except PayloadError as exc:  # one bad item never costs its neighbours
@@ -56,10 +56,13 @@ def flow_response(
     message: dict[str, Any],
     waba_id: str,
     metadata: dict[str, Any],
-    names: dict[str, str],
+    contacts: Contacts,
     at: tuple[int, int, int],
     meta: RawMeta,
 ) -> Output:
+    """A flow response. The sender is whoever the message names: a phone number (`from`), a
+    business-scoped user id (`from_user_id`, since 2026), or both; the contact of either fills
+    in what the message leaves out. A response is never a dead letter for a missing number."""
     reply = message["interactive"].get("nfm_reply")
     if not isinstance(reply, dict):
         raise PayloadError("bad_flow_response", "interactive.nfm_reply is not an object")
@@ -77,7 +80,9 @@ def flow_response(
         raise PayloadError("bad_timestamp", "message timestamp is missing")
     context = _object(message, "context")
     message_id = req_str(message, "id")
-    wa_id = req_str(message, "from")
+    wa_id = opt_str(message, "from") or None
+    user_id = opt_str(message, "from_user_id") or None
+    contact = contacts.find(user_id, wa_id)
     token = response.get("flow_token")
     record = {
         "message_id": message_id,
@@ -86,8 +91,8 @@ def flow_response(
         "display_phone_number": opt_str(metadata, "display_phone_number") or "",
         "context_message_id": opt_str(context, "id"),
         "context_from": opt_str(context, "from"),
-        "wa_id": wa_id,
-        "contact_name": names.get(wa_id),
+        "wa_id": wa_id or contact.get("wa_id"),
+        "contact_name": contact.get("name"),
         "flow_name": opt_str(reply, "name"),
         "body": opt_str(reply, "body"),
         "flow_token": None if token is None else _text(token),
@@ -96,6 +101,11 @@ def flow_response(
         "responded_at": responded_ms,
         "received_at": meta.received_ms,
         "lineage": lineage(meta, *at),
+        "app": meta.app or None,
+        "user_id": user_id or contact.get("user_id"),
+        "parent_user_id": opt_str(message, "from_parent_user_id") or contact.get("parent_user_id"),
+        "username": contact.get("username"),
+        "message_json": orjson.dumps(message).decode(),
     }
     return Output(RESPONSES, message_id.encode(), message_id, record)
 
@@ -129,6 +139,7 @@ def other_item(
         "event_time": event_ms,
         "received_at": meta.received_ms,
         "lineage": lineage(meta, *at),
+        "app": meta.app or None,
     }
     return Output(OTHER, waba_id.encode(), change_id, record)
 
@@ -152,6 +163,7 @@ def whole_change(
         "event_time": entry_ms,
         "received_at": meta.received_ms,
         "lineage": lineage(meta, where[0], where[1], CHANGE),
+        "app": meta.app or None,
     }
     return Output(OTHER, waba_id.encode(), change_id, record)
 
@@ -165,15 +177,42 @@ def _items(value: Any, key: str) -> list[tuple[str, int, dict[str, Any]]]:
     return [(key, i, item) for i, item in enumerate(found)]
 
 
-def _contact_names(value: dict[str, Any]) -> dict[str, str]:
-    names: dict[str, str] = {}
+class Contacts:
+    """A change's contacts[], found by business-scoped user id or by phone number."""
+
+    def __init__(self, found: list[dict[str, str]]) -> None:
+        self.by_user = {c["user_id"]: c for c in found if "user_id" in c}
+        self.by_phone = {c["wa_id"]: c for c in found if "wa_id" in c}
+        self.only = found[0] if len(found) == 1 else {}
+
+    def find(self, user_id: str | None, wa_id: str | None) -> dict[str, str]:
+        """The sender's contact: by BSUID first, then by phone; a lone contact when the message
+        names neither (its sender is then the only one the change has)."""
+        if user_id is not None and user_id in self.by_user:
+            return self.by_user[user_id]
+        if wa_id is not None and wa_id in self.by_phone:
+            return self.by_phone[wa_id]
+        return self.only if user_id is None and wa_id is None else {}
+
+
+_CONTACT_IDS = ("wa_id", "user_id", "parent_user_id")
+
+
+def _contacts(value: dict[str, Any]) -> Contacts:
+    """The readable parts of contacts[]; an odd contact is skipped, never an error."""
+    found: list[dict[str, str]] = []
     contacts = value.get("contacts")
     for contact in contacts if isinstance(contacts, list) else []:
-        profile = contact.get("profile") if isinstance(contact, dict) else None
-        name = profile.get("name") if isinstance(profile, dict) else None
-        if isinstance(name, str) and isinstance(contact.get("wa_id"), str):
-            names[contact["wa_id"]] = name
-    return names
+        if not isinstance(contact, dict):
+            continue
+        one = {k: v for k in _CONTACT_IDS if isinstance(v := contact.get(k), str) and v}
+        profile = contact.get("profile")
+        if isinstance(profile, dict):
+            for key in ("name", "username"):
+                if isinstance(v := profile.get(key), str) and v:
+                    one[key] = v
+        found.append(one)
+    return Contacts(found)
 
 
 def _object(parent: dict[str, Any], key: str) -> dict[str, Any]:

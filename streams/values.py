@@ -36,16 +36,6 @@ def opt_float(obj: dict[str, Any], name: str) -> float | None:
     return number
 
 
-def opt_int(obj: dict[str, Any], name: str) -> int | None:
-    value = obj.get(name)
-    if value is None:
-        return None
-    number = _number(value, name)
-    if not math.isfinite(number) or number != int(number) or abs(number) >= 2**63:
-        raise PayloadError("wrong_type", f"{name}={value!r} is not a whole number")
-    return int(number)
-
-
 def as_seconds_ms(value: Any) -> int | None:
     """Epoch seconds (number or numeric string) as epoch milliseconds; None when absent."""
     if value is None:

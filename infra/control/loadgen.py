@@ -82,7 +82,8 @@ class Generator:
 
     def flow_response(self, now_s: int) -> tuple[dict[str, Any], str]:
         message_id = self._id()
-        wa_id = str(16505550000 + self.rng.randint(0, 9999))
+        user = self.rng.randint(0, 9999)
+        wa_id = str(16505550000 + user)
         answer = {
             "flow_token": f"tok-{self.rng.randint(1, 20)}",
             "choice": self.rng.choice(ANSWERS),
@@ -99,6 +100,7 @@ class Generator:
                 {
                     "context": {"from": "15550783881", "id": f"wamid.ctx.{message_id}"},
                     "from": wa_id,
+                    "from_user_id": f"US.{13491208655302741918 + user}",
                     "id": message_id,
                     "timestamp": str(now_s),
                     "type": "interactive",
@@ -113,6 +115,17 @@ class Generator:
                 }
             ],
         }
+        # Users as the platform sends them since 2026: a third by phone number only (as
+        # before business-scoped user ids), a third by both, a third username users whose
+        # number the platform withholds (BSUID only).
+        contact, message = value["contacts"][0], value["messages"][0]
+        if user % 3 == 0:
+            del message["from_user_id"]
+        else:
+            contact["user_id"] = message["from_user_id"]
+        if user % 3 == 2:
+            del contact["wa_id"], message["from"]
+            contact["profile"]["username"] = f"user.{user}"
         return {"value": value, "field": "messages"}, message_id
 
     def flow_event(self, now_s: int) -> dict[str, Any]:

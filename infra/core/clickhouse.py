@@ -163,8 +163,9 @@ def _ledger(database: str) -> str:
     )
 
 
-def migrate(client: Client, database: str, cluster: str = "") -> list[str]:
-    """Apply the migrations not yet recorded in `{db}.schema_migrations`; return their names.
+def migrate(client: Client, database: str, cluster: str = "", upto: int = 9999) -> list[str]:
+    """Apply the migrations not yet recorded in `{db}.schema_migrations` (numbered at most
+    `upto`: a database as an earlier release left it); return their names.
 
     With a cluster name every statement runs `ON CLUSTER` in its replicated form (infra/cluster).
     """
@@ -178,7 +179,7 @@ def migrate(client: Client, database: str, cluster: str = "") -> list[str]:
         }
         applied = []
         for version, name, sql in migrations():
-            if version in done:
+            if version in done or version > upto:
                 continue
             for statement in statements(sql, database):
                 for rendered in render(statement, cluster):

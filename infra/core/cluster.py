@@ -1,7 +1,7 @@
 """ClickHouse cluster DDL, rendered from the same migrations as the single-server schema.
 
 With WAFLOW_CLICKHOUSE_CLUSTER set, each `CREATE TABLE {db}.t ... ENGINE = ReplacingMergeTree`
-becomes two statements run `ON CLUSTER`:
+becomes two statements run `ON CLUSTER` (and each `ALTER TABLE {db}.t` alters both):
 
 - `{db}.t_local`, a `ReplicatedReplacingMergeTree` on every replica of every shard, and
 - `{db}.t`, a `Distributed` table over the `_local` tables under the original name, so the
@@ -21,6 +21,7 @@ from infra.core.errors import ClickHouseError
 _CREATE_TABLE = re.compile(
     r"^CREATE TABLE IF NOT EXISTS (?P<db>\w+)\.(?P<table>\w+)\s*(?P<rest>.*)$", re.S
 )
+_ALTER_TABLE = re.compile(r"^ALTER TABLE (?P<db>\w+)\.(?P<table>\w+)\s+(?P<rest>.*)$", re.S)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(?P<engine>\w*MergeTree)\b(?:\(\))?")
 _ORDER_BY = re.compile(r"ORDER BY\s*")
 # Replicated tables deduplicate inserts by themselves; this setting is for plain MergeTree only.
@@ -36,6 +37,13 @@ def render(statement: str, cluster: str) -> list[str]:
     if statement.startswith("CREATE VIEW"):
         return [
             re.sub(r"^(CREATE VIEW IF NOT EXISTS \w+\.\w+)", rf"\1 ON CLUSTER {cluster}", statement)
+        ]
+    altered = _ALTER_TABLE.match(statement)
+    if altered is not None:  # the replicated tables and the Distributed one over them
+        db, table, rest = altered["db"], altered["table"], altered["rest"]
+        return [
+            f"ALTER TABLE {db}.{table}_local ON CLUSTER {cluster} {rest}",
+            f"ALTER TABLE {db}.{table} ON CLUSTER {cluster} {rest}",
         ]
     match = _CREATE_TABLE.match(statement)
     if match is None:

@@ -49,9 +49,16 @@ def test_rows_are_sharded_on_the_natural_key_so_copies_meet_on_one_shard() -> No
 
 def test_a_statement_without_a_cluster_form_is_an_error_not_a_silent_pass() -> None:
     with pytest.raises(ClickHouseError, match="no cluster form"):
-        render("ALTER TABLE db.t ADD COLUMN x String", "main")
+        render("DROP TABLE db.t", "main")
     with pytest.raises(ClickHouseError, match="MergeTree"):
         render("CREATE TABLE IF NOT EXISTS db.t (a String) ENGINE = Memory", "main")
+
+
+def test_an_alter_changes_the_replicated_tables_and_the_distributed_one() -> None:
+    assert render("ALTER TABLE db.t ADD COLUMN IF NOT EXISTS x String", "main") == [
+        "ALTER TABLE db.t_local ON CLUSTER main ADD COLUMN IF NOT EXISTS x String",
+        "ALTER TABLE db.t ON CLUSTER main ADD COLUMN IF NOT EXISTS x String",
+    ]
 
 
 def test_the_cluster_setting_is_refused_for_the_embedded_engine_and_for_bad_names() -> None:

@@ -22,7 +22,7 @@ def test_a_container_of_bodies_reads_back_as_the_records() -> None:
     for name in ("FlowResponse", "FlowEvent", "WebhookChange"):
         values = [v for v in encoded if v[:10] == codec().headers[name]] * 2
         assert values, name
-        data = avro.container(name, [v[10:] for v in values])
+        data = avro.container(codec().headers[name][2:], [v[10:] for v in values])
         assert list(reader(BytesIO(data))) == [codec().decode(v)[1] for v in values]
 
 

@@ -89,7 +89,7 @@ class Generator:
             "choice": self.rng.choice(ANSWERS),
             "rating": self.rng.randint(1, 5),
         }
-        value = {
+        value: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "metadata": {
                 "display_phone_number": "15550783881",

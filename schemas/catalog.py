@@ -20,6 +20,7 @@ from schemas.codec import codec
 
 RAW_TOPIC = "webhooks.raw"  # what the platform sent, as the ingress wrote it
 ITEMS_TOPIC = "streams.items"  # internal: normalized items, placed by dedup id
+SCHEMAS_TOPIC = "schemas"  # every writer schema, keyed by fingerprint (schemas.codec.publication)
 STREAMS_GROUP = "streams"  # consumer groups: `<prefix>-streams`, `<prefix>-sink`
 SINK_GROUP = "sink"
 

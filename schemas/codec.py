@@ -151,13 +151,16 @@ class Codec:
         if data[:2] != SINGLE_OBJECT_MARKER or len(data) < 10:
             if data[:1] == b"\x00":
                 raise DecodeError(
-                    "a Confluent-framed record (magic byte 0) that was not resolved through "
-                    "the schema registry (WAFLOW_SCHEMA_REGISTRY_URL)"
+                    "a Confluent-framed record (magic byte 0) whose schema id was not resolved "
+                    "through a schema registry (WAFLOW_SCHEMA_REGISTRY_URL)",
+                    "unknown_schema",
                 )
             raise DecodeError("not Avro single-object encoding (missing C3 01 marker)")
         known = self.by_fingerprint.get(data[2:10])
         if known is None:
-            raise DecodeError(f"unknown writer schema fingerprint {data[2:10].hex()}")
+            raise DecodeError(
+                f"unknown writer schema fingerprint {data[2:10].hex()}", "unknown_schema"
+            )
         name, writer = known
         current = self.schemas.get(name, writer)
         # No reader schema when the writer is the current one: fastavro then skips schema
@@ -170,6 +173,23 @@ class Codec:
         if not isinstance(record, dict):
             raise DecodeError(f"{name} body is not a record")
         return name, record
+
+
+def publication(c: Codec) -> list[tuple[bytes, bytes]]:
+    """(key, value) of each writer schema for the schemas topic (`<prefix>.schemas`, compacted):
+    the key is the fingerprint as 16 hex digits, the value a JSON object with the full `name`,
+    `version`, `fingerprint`, the standalone `schema` and its Parsing Canonical Form."""
+    out = []
+    for v in c.versions:
+        value = {
+            "name": v.full_name,
+            "version": v.version,
+            "fingerprint": v.fingerprint.hex(),
+            "schema": v.document,
+            "canonical": v.canonical,
+        }
+        out.append((v.fingerprint.hex().encode(), json.dumps(value, ensure_ascii=False).encode()))
+    return out
 
 
 @cache

@@ -10,4 +10,9 @@ class EncodeError(SchemaError):
 
 
 class DecodeError(SchemaError):
-    """Bytes are not single-object Avro of a schema we know."""
+    """Bytes are not single-object Avro of a schema we know. `reason` is the dead letter's:
+    `unknown_schema` when the writer schema (fingerprint or registry id) is not one of ours."""
+
+    def __init__(self, detail: str, reason: str = "undecodable") -> None:
+        super().__init__(detail)
+        self.reason = reason

@@ -64,7 +64,7 @@ def cut(records: Sequence[Consumed], now: datetime, in_engine: bool = False) -> 
             schema, record = decode(rec.value)
             table, key, row = to_row(schema, record)
         except (DecodeError, RowError) as exc:
-            reason = exc.reason if isinstance(exc, RowError) else "undecodable"
+            reason = exc.reason
             row = sink_dead_letter(
                 rec.topic, rec.partition, rec.offset, reason, str(exc), rec.value, now
             )

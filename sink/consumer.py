@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from infra.core import kafka
+from infra.core import confluent, kafka
 from infra.core.settings import Settings
 from sink.breaker import Breaker
 from sink.errors import WriteError
@@ -45,6 +45,7 @@ class SinkLoop:
             isolation_level="read_committed",
         )
         self.breaker = breaker or Breaker()
+        self.framing = confluent.wire(settings)  # reads Confluent-framed records when set
         self.stopping = asyncio.Event()
         # When the batch now being written was handed over; None while nothing waits.
         self.waiting_since: float | None = None
@@ -83,7 +84,15 @@ class SinkLoop:
             )
             for tp, msgs in fetched.items():
                 out.extend(Consumed(tp.topic, tp.partition, m.offset, m.value or b"") for m in msgs)
+        if self.framing is not None and any(r.value[:1] == confluent.MAGIC for r in out):
+            out = await asyncio.to_thread(self._unframe, out)  # a registry look-up may block
         return out
+
+    def _unframe(self, records: list[Consumed]) -> list[Consumed]:
+        """Confluent-framed records in the codec's form (infra/core/confluent.py)."""
+        assert self.framing is not None
+        convert = self.framing.to_single_object
+        return [Consumed(r.topic, r.partition, r.offset, convert(r.value)) for r in records]
 
     def stalled(self) -> str:
         """Why the sink is unhealthy, or "": a batch has waited for its commit longer than

@@ -21,7 +21,7 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from infra.core import kafka
+from infra.core import confluent, kafka
 from infra.core.settings import Settings
 from schemas import catalog
 from streams.claims import ClaimsTable
@@ -102,6 +102,8 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
     app.tables.add(claims)
 
     sender = FaustSender(app)
+    framing = confluent.wire(settings)  # None: single-object Avro
+    encode = framing.encode if framing else None
     normalize = NormalizeStep(
         sender,
         t.dlq,
@@ -110,6 +112,8 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         stats,
         secrets,
         settings.dlq_payload_bytes,
+        schemas_topic=t.schemas,
+        encode=encode,
     )
 
     @app.agent(raw)
@@ -128,7 +132,9 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
                 if dedup is None:  # the typed topics' real partition counts, once
                     counts = {name: await partition_count(app, name) for name in final.values()}
                     outputs = BatchWriter(kafka_producer(app), counts, exit_on_failure)
-                    dedup = DedupStep(claims, outputs, sender, final, t.dlq, window_ms, stats)
+                    dedup = DedupStep(
+                        claims, outputs, sender, final, t.dlq, window_ms, stats, encode
+                    )
                 # The outputs are sent, not awaited: Faust flushes the producer before it
                 # commits these offsets, so they are durable before the inputs are marked done.
                 # A flush also returns when a send *failed*: exit_on_failure ends the worker

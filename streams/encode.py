@@ -6,7 +6,8 @@ Pure apart from one log line per dead letter; no Kafka, no Faust.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from schemas import codec
 from schemas.envelope import AppKey, signature_digest, signed_by
@@ -23,11 +24,17 @@ MAX_RECORD_BYTES = 900 * 1024
 PAYLOAD_BYTES = 64 * 1024  # a dead letter's payload prefix (WAFLOW_DLQ_PAYLOAD_BYTES)
 
 
+# (schema name, record) -> the record's bytes on its topic: the codec's single-object encoding,
+# or the Confluent wire format (infra/core/confluent.py).
+Encode = Callable[[str, dict[str, Any]], bytes]
+
+
 def typed(
     body: bytes,
     meta: RawMeta,
     secrets: Sequence[AppKey] = (),
     payload_bytes: int = PAYLOAD_BYTES,
+    encoder: Encode | None = None,
 ) -> list[tuple[Output, bytes]]:
     """normalize, with every output checked against its schema; the worker never stops on input.
 
@@ -38,7 +45,7 @@ def typed(
     the signature the ingress recorded is checked again first (defense in depth against writes
     to the raw topic that bypassed the ingress).
     """
-    encode = codec().encode
+    encode = encoder or codec().encode
     try:
         if secrets:
             digest = signature_digest(meta.signature)

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from schemas import codec
+from schemas.codec import publication
 from schemas.envelope import AppKey
 from schemas.errors import SchemaError
 from streams.dead import dead_letter
-from streams.encode import PAYLOAD_BYTES, typed
+from streams.encode import PAYLOAD_BYTES, Encode, typed
 from streams.items import pack, unpack
 from streams.metrics import StreamMetrics
 from streams.records import DLQ, Output, RawMeta
@@ -73,17 +74,23 @@ class NormalizeStep:
     metrics: StreamMetrics
     secrets: Sequence[AppKey] = ()
     payload_bytes: int = PAYLOAD_BYTES
+    schemas_topic: str = ""  # where every writer schema is published before the first record
+    encode: Encode | None = None  # the typed records' wire format (default: single-object)
     _partitions: int = 0
 
     async def run(self, batch: Sequence[Message]) -> None:
         started = time.perf_counter()
         if not self._partitions:  # placement must follow the topic's real count
+            if self.schemas_topic:
+                await self.publish_schemas()
             self._partitions = await self.item_partitions()
         pending: list[Awaitable[Any]] = []
         ready: list[tuple[Output, bytes]] = []
         for msg in batch:
             meta = RawMeta.of(msg.topic, msg.partition, msg.offset, msg.timestamp_ms, msg.headers)
-            for out, value in typed(msg.value, meta, self.secrets, self.payload_bytes):
+            for out, value in typed(
+                msg.value, meta, self.secrets, self.payload_bytes, self.encode
+            ):
                 if out.kind == DLQ:
                     self.metrics.dead_letters.labels(out.record["reason"]).inc()
                     self.metrics.records_out.labels(self.dlq_topic).inc()
@@ -97,6 +104,15 @@ class NormalizeStep:
             self.metrics.records_in.labels(batch[0].topic).inc(len(batch))
         self.metrics.latency.observe(time.perf_counter() - started)
 
+    async def publish_schemas(self) -> None:
+        """Every writer schema on the schemas topic, acknowledged, before any record that
+        names one (schemas.codec.publication)."""
+        sent = [
+            await self.sender.send(self.schemas_topic, key, value, 0)
+            for key, value in publication(codec())
+        ]
+        await asyncio.gather(*sent)
+
 
 @dataclass
 class DedupStep:
@@ -109,6 +125,7 @@ class DedupStep:
     dlq_topic: str
     window_ms: int
     metrics: StreamMetrics
+    encode: Encode | None = None  # the dead letters' wire format (default: single-object)
 
     async def run(self, batch: Sequence[Message], now_ms: int) -> None:
         for msg in batch:
@@ -122,7 +139,7 @@ class DedupStep:
             meta = RawMeta(msg.topic, msg.partition, msg.offset, now_ms, "")
             dead = dead_letter(meta, "foreign_record", str(exc), msg.value, "")
             self.metrics.dead_letters.labels("foreign_record").inc()
-            value = codec().encode("DeadLetter", dead.record)
+            value = (self.encode or codec().encode)("DeadLetter", dead.record)
             await self.sender.send(self.dlq_topic, b"", value, None)
             return
         self.metrics.records_in.labels(msg.topic).inc(len(items))

@@ -86,6 +86,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="",
         help="default: User:<WAFLOW_KAFKA_SASL_USERNAME>",
     )
+    sc = sub.add_parser(
+        "schemas", help="every writer schema on the schemas topic, with its fingerprint"
+    )
+    sc.add_argument("--topic", default="", help="only the schemas of this typed topic")
+    sc.add_argument("--local", action="store_true", help="this release's schemas, without Kafka")
+    sc.add_argument("--json", action="store_true", help="one JSON object per line, schema included")
     d = sub.add_parser("demo", help="post signed sample webhooks to the running stack")
     d.add_argument("--deliveries", type=int, default=20)
     args = parser.parse_args(argv)
@@ -428,6 +434,37 @@ def cmd_acls(settings: Settings, args: argparse.Namespace) -> None:
         print(acl.command(principal))
 
 
+def cmd_schemas(settings: Settings, args: argparse.Namespace) -> None:
+    from infra.core import schemas_topic
+    from schemas import catalog
+    from schemas.codec import codec, publication
+
+    if args.local:
+        found = [json.loads(value) for _, value in publication(codec())]
+    else:
+        found = asyncio.run(schemas_topic.read(settings))
+        if not found:
+            raise InfraError(
+                f"{settings.topics.schemas} is empty: the stream stage publishes the schemas "
+                "when it starts (or use --local for this release's)"
+            )
+    if args.topic:
+        names = {
+            f"io.waflow.{k.schema}"
+            for k in catalog.KINDS
+            if settings.topics.typed(k.kind) == args.topic
+        }
+        if not names:
+            typed = ", ".join(settings.topics.sink_inputs)
+            raise InfraError(f"--topic {args.topic}: not a typed topic (one of {typed})")
+        found = [f for f in found if f["name"] in names]
+    for entry in found:
+        if args.json:
+            print(json.dumps(entry, ensure_ascii=False))
+        else:
+            print(f"{entry['fingerprint']}  {entry['name']} v{entry['version']}")
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     from infra.control.loadgen import Generator
     from ingest.verify import sign
@@ -486,6 +523,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "replay": cmd_replay,
     "status": cmd_status,
+    "schemas": cmd_schemas,
 }
 
 if __name__ == "__main__":

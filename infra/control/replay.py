@@ -20,7 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from infra.control.raw import RawReader
-from infra.core import kafka
+from infra.core import confluent, kafka, schemas_topic
 from infra.core.settings import Settings
 from schemas import envelope
 from schemas.catalog import KINDS
@@ -64,6 +64,9 @@ async def replay(
     secrets = settings.app_secrets if settings.streams_verify else ()
     report = Report(run_id=uuid.uuid4().hex)
     headers = [(envelope.REPLAY, report.run_id.encode())]
+    framing = confluent.wire(settings)
+    encode = framing.encode if framing else None
+    await schemas_topic.publish(settings)  # before the first record that names one
     producer = AIOKafkaProducer(**kafka.producer(settings, linger_ms=20))
     await producer.start()
     try:
@@ -73,7 +76,8 @@ async def replay(
             async for read, records in reader.batches():
                 pending: list[Awaitable[Any]] = []
                 for meta, body in records:
-                    for out, value in typed(body, meta, secrets, settings.dlq_payload_bytes):
+                    outputs = typed(body, meta, secrets, settings.dlq_payload_bytes, encode)
+                    for out, value in outputs:
                         if not select(out):
                             report.skipped += 1
                             continue

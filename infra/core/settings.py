@@ -39,6 +39,7 @@ class Topics:
     other: str = f"waflow.{catalog.OTHER.topic}"
     dlq: str = f"waflow.{catalog.DLQ.topic}"
     items: str = f"waflow.{catalog.ITEMS_TOPIC}"  # internal: normalized items by dedup id
+    schemas: str = f"waflow.{catalog.SCHEMAS_TOPIC}"  # every writer schema, by fingerprint
     prefix: str = "waflow"
 
     @property
@@ -78,6 +79,7 @@ class Topics:
             other=f"{prefix}.{catalog.OTHER.topic}",
             dlq=f"{prefix}.{catalog.DLQ.topic}",
             items=f"{prefix}.{catalog.ITEMS_TOPIC}",
+            schemas=f"{prefix}.{catalog.SCHEMAS_TOPIC}",
             prefix=prefix,
         )
 
@@ -159,6 +161,11 @@ class Settings:
     clickhouse_password: str = field(default="", repr=False)
     clickhouse_ca: Path | None = None
     clickhouse_cluster: str = ""
+    # The Confluent wire format when set (infra/core/confluent.py); unset: single-object Avro.
+    schema_registry_url: str = field(default="", repr=False)
+    schema_registry_user: str = ""
+    schema_registry_password: str = field(default="", repr=False)
+    schema_registry_ca: Path | None = None
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     streams_port: int = 8081
@@ -194,6 +201,30 @@ class Settings:
     max_concurrent_requests: int = 512
     refusal_log_s: float = 10.0
 
+    def _check_registry(self) -> None:
+        url = self.schema_registry_url
+        scheme = urlsplit(url).scheme
+        if url and scheme not in ("http", "https", "mock"):
+            raise SettingsError(
+                "WAFLOW_SCHEMA_REGISTRY_URL: give the registry's http(s):// URL "
+                "(mock:// is confluent-kafka's in-memory registry, for tests only)"
+            )
+        extras = self.schema_registry_user or self.schema_registry_password
+        if not url and (extras or self.schema_registry_ca):
+            raise SettingsError(
+                "WAFLOW_SCHEMA_REGISTRY_USER / _PASSWORD / _CA are set without "
+                "WAFLOW_SCHEMA_REGISTRY_URL: set the URL too, or unset them"
+            )
+        if bool(self.schema_registry_user) != bool(self.schema_registry_password):
+            raise SettingsError(
+                "WAFLOW_SCHEMA_REGISTRY_USER and WAFLOW_SCHEMA_REGISTRY_PASSWORD(_FILE) go "
+                "together (HTTP basic auth): set both or neither"
+            )
+        if self.schema_registry_ca is not None and not self.schema_registry_ca.is_file():
+            raise SettingsError(
+                f"WAFLOW_SCHEMA_REGISTRY_CA={self.schema_registry_ca} is not a readable file"
+            )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -216,6 +247,10 @@ class Settings:
             clickhouse_password=secret(env, "WAFLOW_CLICKHOUSE_PASSWORD"),
             clickhouse_ca=_path(env, "WAFLOW_CLICKHOUSE_CA"),
             clickhouse_cluster=env.get("WAFLOW_CLICKHOUSE_CLUSTER", "").strip(),
+            schema_registry_url=env.get("WAFLOW_SCHEMA_REGISTRY_URL", "").strip(),
+            schema_registry_user=env.get("WAFLOW_SCHEMA_REGISTRY_USER", "").strip(),
+            schema_registry_password=secret(env, "WAFLOW_SCHEMA_REGISTRY_PASSWORD"),
+            schema_registry_ca=_path(env, "WAFLOW_SCHEMA_REGISTRY_CA"),
             http_host=env.get("WAFLOW_HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "WAFLOW_HTTP_PORT", 8080),
             streams_port=_int(env, "WAFLOW_STREAMS_PORT", 8081),
@@ -286,6 +321,7 @@ class Settings:
             )
         if self.clickhouse_ca is not None and not self.clickhouse_ca.is_file():
             raise SettingsError(f"WAFLOW_CLICKHOUSE_CA={self.clickhouse_ca} is not a readable file")
+        self._check_registry()
         if self.clickhouse_cluster and not re.fullmatch(
             r"[A-Za-z_][A-Za-z0-9_]*", self.clickhouse_cluster
         ):

@@ -45,7 +45,8 @@ def declared(settings: Settings) -> list[TopicSpec]:
     The raw topic is the only copy of what the platform sent (it has no history API): it keeps
     `raw_retention_days` so `waflow replay` can rebuild everything after a normalizer fix. Typed
     topics are keyed by their record id; they are not compacted because downstream consumers read
-    them as event streams and the sink dedups on the id itself.
+    them as event streams and the sink dedups on the id itself. The schemas topic holds each
+    writer schema a typed record may name (schemas.codec.publication).
     """
     t = settings.topics
     n = settings.raw_partitions
@@ -73,6 +74,9 @@ def declared(settings: Settings) -> list[TopicSpec]:
             n,
             (*common, ("retention.ms", str(30 * DAY_MS)), ("max.message.bytes", "8388608")),
         ),
+        # Every writer schema, keyed by fingerprint: compacted, so it keeps one copy of each for
+        # as long as the cluster lives; one partition keeps them in publication order.
+        TopicSpec(t.schemas, 1, (*common, ("cleanup.policy", "compact"))),
     ]
 
 

@@ -88,9 +88,7 @@ class NormalizeStep:
         ready: list[tuple[Output, bytes]] = []
         for msg in batch:
             meta = RawMeta.of(msg.topic, msg.partition, msg.offset, msg.timestamp_ms, msg.headers)
-            for out, value in typed(
-                msg.value, meta, self.secrets, self.payload_bytes, self.encode
-            ):
+            for out, value in typed(msg.value, meta, self.secrets, self.payload_bytes, self.encode):
                 if out.kind == DLQ:
                     self.metrics.dead_letters.labels(out.record["reason"]).inc()
                     self.metrics.records_out.labels(self.dlq_topic).inc()

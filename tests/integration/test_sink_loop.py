@@ -5,6 +5,8 @@ ClickHouse. Every time: `count()` equals `uniqExact(id)` without FINAL, and noth
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import struct
 import time
 import uuid
 from datetime import UTC, datetime
@@ -15,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 
 from infra.control.loadgen import Generator
 from infra.core.clickhouse import connect, migrate
+from infra.core.confluent import Confluent
 from infra.core.settings import Settings
 from infra.core.topics import ensure_topics
 from schemas import codec
@@ -201,7 +204,7 @@ async def test_drifted_records_go_to_dead_letters_while_neighbours_load(sink_env
     assert sorted(dead) == sorted(
         [
             ["out_of_range", settings.topics.responses],
-            ["undecodable", settings.topics.events],
+            ["unknown_schema", settings.topics.events],  # "not avro" is no fingerprint
             ["undecodable", settings.topics.other],
         ]
     )
@@ -220,3 +223,32 @@ async def test_clickhouse_refusing_writes_is_retried_by_the_breaker_without_loss
     failures = [s.value for m in metrics.write_failures.collect() for s in m.samples]
     assert failures[0] == 3
     assert not loop.breaker.open
+
+
+async def test_a_switch_to_the_confluent_format_mid_stream_loses_and_duplicates_nothing(
+    sink_env,
+) -> None:
+    """The first half of the records single-object, then the stream stage switched to the
+    Confluent format and re-sent the last 20 it had written (a restart mid-batch) and the rest.
+    The registry is confluent-kafka's in-memory one, shared in this process by the writer and
+    the sink; a framed record whose schema id nobody registered is a dead letter."""
+    settings, engine = sink_env
+    framed = dataclasses.replace(settings, schema_registry_url=f"mock://{uuid.uuid4().hex}")
+    wire = Confluent(framed)
+    records = [r for r in typed_records(settings, 80, seed=8) if r[0] != settings.topics.dlq]
+    half = len(records) // 2
+
+    def reframe(value: bytes) -> bytes:
+        name, record = codec().decode(value)
+        return wire.encode(name, record)
+
+    switched = [(t, k, reframe(v)) for t, k, v in records[half - 20 :]]
+    stranger = b"\x00" + struct.pack(">I", 424_242) + b"\x02x"
+    sent = records[:half] + switched[:10] + [(settings.topics.events, b"?", stranger)]
+    await produce(settings, sent + switched[10:])
+    assert sum(v[:1] == b"\x00" for _, _, v in sent + switched[10:]) == len(switched) + 1
+    loop = SinkLoop(framed, RowWriter(ClickHouseWriter(engine), engine.embedded), SinkMetrics())
+    expected = expected_counts(records, settings, dead=1)
+    assert await drain(loop, engine, expected) == expected
+    _, dead = await engine.select("SELECT reason, source_topic FROM waflow.dead_letters")
+    assert dead == [["unknown_schema", settings.topics.events]]

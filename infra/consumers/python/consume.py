@@ -55,8 +55,9 @@ def read_all(bootstrap: str, topics: list[str]) -> list[Any]:
                 if msg.error():
                     raise SystemExit(f"consumer error: {msg.error()}")
                 out.append(msg)
-                if msg.offset() + 1 >= ends[(msg.topic(), msg.partition())]:
-                    left.discard((msg.topic(), msg.partition()))
+                where = (str(msg.topic()), int(msg.partition() or 0))
+                if int(msg.offset() or 0) + 1 >= ends[where]:
+                    left.discard(where)
         return out
     finally:
         consumer.close()

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -27,7 +28,9 @@ from infra.core.topics import ensure_topics
 from ingest.producer import KafkaRawWriter
 from ingest.routes import create_app
 from ingest.verify import sign
+from schemas.catalog import KINDS, Kind, columns
 from sink import query as sink_query
+from tests.conftest import ROOT
 from tests.integration.stages import Stage, free_port, read_typed, stage_env
 
 F1, F2 = "691244242662581", "6627390910605886"
@@ -164,6 +167,76 @@ async def test_signed_posts_become_rows_once(stack: Settings, payloads: dict[str
     )
     ids = [dedup_id for dedup_id, _ in seen]
     assert len(ids) == len(set(ids)) == responses + events_total
+
+
+CONSUMERS = ROOT / "infra" / "consumers"
+
+
+def java_consumer() -> list[str]:
+    """Build the Java example with Maven (fails loudly without it) and return its command."""
+    project = CONSUMERS / "java"
+    build = ["mvn", "-q", "-B", "package", "dependency:copy-dependencies"]
+    done = subprocess.run(
+        [*build, "-DoutputDirectory=target/lib"], cwd=project, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    classpath = f"{project / 'target' / 'classes'}:{project / 'target' / 'lib'}/*"
+    return ["java", "-cp", classpath, "io.waflow.consumer.Consume"]
+
+
+def consumed(command: list[str], settings: Settings) -> list[dict[str, Any]]:
+    t = settings.topics
+    args = [settings.kafka_bootstrap, t.schemas, *t.sink_inputs]
+    done = subprocess.run([*command, *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [orjson.loads(line) for line in done.stdout.splitlines()]
+
+
+def flattened(kind: Kind, record: dict[str, Any]) -> dict[str, Any]:
+    """A decoded record as its table's columns (schemas/catalog.py)."""
+    out = {}
+    for c in columns(kind.schema):
+        if c.many:
+            out[c.name] = [item[c.sub] for item in record[c.field]]
+        elif c.sub is not None:
+            out[c.name] = record[c.field][c.sub]
+        else:
+            out[c.name] = record[c.field]
+    return out
+
+
+async def test_independent_consumers_read_what_clickhouse_holds(stack: Settings) -> None:
+    """A Java consumer (Apache Avro) and a Python one (fastavro), importing nothing of waflow,
+    read every typed topic with the schemas from the schemas topic; every field of every record
+    equals its row in ClickHouse."""
+    await sink_caught_up(stack)
+    python = [sys.executable, str(CONSUMERS / "python" / "consume.py")]
+    readers = {"java": consumed(java_consumer(), stack), "python": consumed(python, stack)}
+    by_topic = {stack.topics.typed(k.kind): k for k in KINDS}
+    compared = 0
+    for kind in KINDS:
+        cols = columns(kind.schema)
+        select = ", ".join(
+            f"toUnixTimestamp64Milli(`{c.name}`)" if c.time
+            else "base64Encode(`payload`)" if c.name == "payload"
+            else f"`{c.name}`"
+            for c in cols
+        )  # fmt: skip
+        rows = query(stack, f"SELECT {select} FROM waflow.{kind.table}")
+        table = {row[0]: dict(zip([c.name for c in cols], row, strict=True)) for row in rows}
+        compared += bool(table)
+        for reader, lines in readers.items():
+            mine = [x for x in lines if by_topic[x["topic"]] == kind]
+            assert {x["record"][kind.id_field] for x in mine} == set(table), (reader, kind)
+            for line in mine:
+                assert line["name"] == f"io.waflow.{kind.schema}"
+                record = flattened(kind, line["record"])
+                assert record == table[record[kind.id_field]], (reader, kind.table)
+    assert compared >= 3  # responses, events and dead letters at least
+    java, python_ = (
+        [orjson.dumps(x, option=orjson.OPT_SORT_KEYS) for x in r] for r in readers.values()
+    )
+    assert sorted(java) == sorted(python_)  # the same records, whatever the partition order
 
 
 COUNTS = (

@@ -63,6 +63,7 @@ def needs_of(stage: str, settings: Settings) -> Needs:
                 (t.raw, ("Describe", "Read")),
                 (t.items, ("Describe", "Read", "Write")),
                 (t.claims_changelog, ("Describe", "Read", "Write")),
+                (t.schemas, ("Describe", "Write")),
                 *((name, ("Describe", "Write")) for name in typed),
             ),
             (t.streams_group,),

@@ -20,6 +20,9 @@ from schemas.codec import codec
 
 RAW_TOPIC = "webhooks.raw"  # what the platform sent, as the ingress wrote it
 ITEMS_TOPIC = "streams.items"  # internal: normalized items, placed by dedup id
+SENDS_TOPIC = "flows.sends"  # the business's flow sends, JSON (sink/sends.py)
+SENDS_TABLE = "flow_sends"
+STATUSES_TABLE = "message_statuses"  # filled from webhook_changes in ClickHouse
 SCHEMAS_TOPIC = "schemas"  # every writer schema, keyed by fingerprint (schemas.codec.publication)
 STREAMS_GROUP = "streams"  # consumer groups: `<prefix>-streams`, `<prefix>-sink`
 SINK_GROUP = "sink"
@@ -104,3 +107,16 @@ def columns(schema: str) -> tuple[Column, ...]:
         else:
             out.append(Column(f["name"], f["name"], time=_is_time(f["type"]), optional=optional))
     return tuple(c for c in out if c.name not in kind.excluded)
+
+
+# Each table's time column for retention (WAFLOW_CLICKHOUSE_TTL_DAYS) and its default in days
+# (0: kept): the flows' own records (responses, events, sends) are kept, the message traffic
+# around them 90 days, failures 30 (the raw topic keeps the bodies for replay meanwhile).
+RETENTION: dict[str, tuple[str, int]] = {
+    RESPONSES.table: ("responded_at", 0),
+    EVENTS.table: ("event_time", 0),
+    OTHER.table: ("received_at", 90),
+    DLQ.table: ("failed_at", 30),
+    STATUSES_TABLE: ("received_at", 90),
+    SENDS_TABLE: ("sent_at", 0),
+}

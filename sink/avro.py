@@ -106,9 +106,10 @@ def _parts(name: str) -> tuple[str, str, str]:
     return structure, ", ".join(select), " AND ".join(checks) or "1"
 
 
-def insert(database: str, name: str, path: str, token: str) -> str:
+def insert(database: str, name: str, path: str, token: str, copies_within_days: int = 7) -> str:
     """Load the container at `path` into the table of `name`: rows that pass the checks, once
-    per id, and only ids the table does not have (looked up within the batch's time range)."""
+    per id, and only ids the table does not have (looked up within the batch's time range,
+    widened by `copies_within_days` each way: a redelivered copy may carry another time)."""
     table = TABLES[name]
     structure, select, check = _parts(name)
     source = f"file('{path}', 'Avro', '{structure}')"
@@ -119,9 +120,10 @@ def insert(database: str, name: str, path: str, token: str) -> str:
     )
     if table.time_column is not None:
         at = f"fromUnixTimestamp64Milli(`{table.time_column}`, 'UTC')"
+        slack = f"INTERVAL {int(copies_within_days)} DAY"
         present += (
-            f" AND `{table.time_column}` BETWEEN (SELECT min({at}) FROM {source})"
-            f" AND (SELECT max({at}) FROM {source})"
+            f" AND `{table.time_column}` BETWEEN (SELECT min({at}) FROM {source}) - {slack}"
+            f" AND (SELECT max({at}) FROM {source}) + {slack}"
         )
     columns = ", ".join(f"`{c}`" for c in table.columns)
     token = token.replace("\\", "\\\\").replace("'", "\\'")

@@ -34,7 +34,7 @@ def _loadable() -> dict[bytes, str]:
     }
 
 
-def _token(records: Sequence[Consumed], kind: str = "") -> str:
+def span_token(records: Sequence[Consumed], kind: str = "") -> str:
     """Names every (topic, partition, first-last offset) range: stable when re-read."""
     spans: dict[tuple[str, int], list[int]] = {}
     for rec in records:
@@ -81,7 +81,7 @@ def cut(records: Sequence[Consumed], now: datetime, in_engine: bool = False) -> 
                 table.id_column,
                 table.columns,
                 (),
-                _token(group, "avro:"),
+                span_token(group, "avro:"),
                 table.time_column,
                 avro=AvroRows(name, bodies, group),
             )
@@ -95,7 +95,7 @@ def cut(records: Sequence[Consumed], now: datetime, in_engine: bool = False) -> 
             at = table.columns.index(table.time_column)
             times = [row[at] for _, row in rows_once]
             window = (min(times), max(times))
-        token = _token(python[name])
+        token = span_token(python[name])
         out.batches.append(
             Batch(name, table.id_column, table.columns, rows_once, token, table.time_column, window)
         )

@@ -15,6 +15,7 @@ from sink.breaker import Breaker
 from sink.errors import WriteError
 from sink.load import RowWriter
 from sink.metrics import SinkMetrics
+from sink.sends import cut_sends
 from sink.writer import Batch, Consumed
 
 log = logging.getLogger("waflow.sink")
@@ -29,7 +30,7 @@ class SinkLoop:
         breaker: Breaker | None = None,
     ) -> None:
         t = settings.topics
-        self.topics = t.sink_inputs
+        self.topics = t.sink_reads
         self.settings = settings
         self.rows = rows
         self.metrics = metrics
@@ -106,7 +107,14 @@ class SinkLoop:
     async def _flush(self, records: list[Consumed]) -> None:
         self.waiting_since = time.monotonic()
         now = datetime.now(UTC)
-        batches = self.rows.cut(records, now)
+        sends = self.settings.topics.sends
+        batches = self.rows.cut([r for r in records if r.topic != sends], now)
+        business = [r for r in records if r.topic == sends]
+        if business:  # the business's JSON flow sends (sink/sends.py)
+            extra = cut_sends(business, now)
+            batches.batches.extend(extra.batches)
+            for reason, count in extra.dead_reasons.items():
+                batches.dead_reasons[reason] = batches.dead_reasons.get(reason, 0) + count
         self._count_dead(batches.dead_reasons)
         for batch in batches.batches:
             if not await self._write(batch, now):

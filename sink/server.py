@@ -12,7 +12,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from infra.core.clickhouse import client_for, migrate, target
+from infra.core.clickhouse import apply_ttl, client_for, migrate, target
 from infra.core.collector import settle
 from infra.core.serving import QuietServer
 from infra.core.settings import Settings
@@ -118,9 +118,17 @@ async def run(settings: Settings) -> None:
         reader=client_for(settings, readonly=True),
     )
     applied = await engine.call(lambda: migrate(engine.client, where.database, cluster))
+    ttl = settings.clickhouse_ttl_days
+    await engine.call(lambda: apply_ttl(engine.client, where.database, ttl, cluster))
     log.info("migrations applied", extra={"applied": applied, "database": where.database})
     metrics = SinkMetrics()
-    loop = SinkLoop(settings, RowWriter(ClickHouseWriter(engine), where.embedded), metrics)
+    loop = SinkLoop(
+        settings,
+        RowWriter(
+            ClickHouseWriter(engine, timedelta(days=settings.dedup_window_days)), where.embedded
+        ),
+        metrics,
+    )
     settle()  # everything built so far lives as long as the process (infra/collector.py)
     server = QuietServer(
         uvicorn.Config(

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from clickhouse_connect.driver.client import Client
@@ -129,8 +129,14 @@ class Engine:
 
 
 class ClickHouseWriter:
-    def __init__(self, engine: Engine) -> None:
+    """Writes each id once. Ids already present are looked up within the batch's range of the
+    table's time column, widened by `copies_within` each way: a copy of an item (a redelivery,
+    re-batched or not) may carry another receive time than the row it copies, and the platform
+    redelivers for up to 7 days (WAFLOW_DEDUP_WINDOW_DAYS)."""
+
+    def __init__(self, engine: Engine, copies_within: timedelta = timedelta(days=7)) -> None:
         self.engine = engine
+        self.copies_within = copies_within
 
     async def write(self, batch: Batch) -> int:
         if batch.avro is not None:
@@ -153,7 +159,8 @@ class ClickHouseWriter:
             file.flush()
             try:
                 before = client.command(count)
-                client.command(avro.insert(db, batch.avro.name, file.name, batch.token))
+                days = self.copies_within.days
+                client.command(avro.insert(db, batch.avro.name, file.name, batch.token, days))
                 after = client.command(count)
             except Exception as exc:  # bad row, undecodable body, or the engine itself
                 raise EngineRefused(f"{batch.table}: {exc}") from exc
@@ -173,7 +180,8 @@ class ClickHouseWriter:
         if batch.time_column and batch.time_range:
             between = "BETWEEN {lo:DateTime64(3, 'UTC')} AND {hi:DateTime64(3, 'UTC')}"
             sql += f" AND {batch.time_column} {between}"
-            params["lo"], params["hi"] = batch.time_range
+            lo, hi = batch.time_range
+            params["lo"], params["hi"] = lo - self.copies_within, hi + self.copies_within
         have = {row[0] for row in client.query(sql, parameters=params).result_rows}
         fresh = [row for key, row in batch.rows if key not in have]
         if fresh:

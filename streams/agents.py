@@ -27,6 +27,7 @@ from schemas import catalog
 from streams.claims import ClaimsTable
 from streams.dedup import DAY_MS
 from streams.metrics import StreamMetrics
+from streams.policy import policy_of
 from streams.produce import BatchWriter
 from streams.steps import DedupStep, Message, NormalizeStep
 
@@ -114,6 +115,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         settings.dlq_payload_bytes,
         schemas_topic=t.schemas,
         encode=encode,
+        policy=policy_of(settings),
     )
 
     @app.agent(raw)

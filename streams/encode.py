@@ -15,6 +15,7 @@ from schemas.errors import SchemaError
 from streams.dead import dead_letter
 from streams.errors import SignatureMismatch
 from streams.normalize import normalize
+from streams.policy import KEEP, Policy
 from streams.records import DLQ, SCHEMA_OF, Output, RawMeta
 
 log = logging.getLogger("waflow.streams")
@@ -35,6 +36,7 @@ def typed(
     secrets: Sequence[AppKey] = (),
     payload_bytes: int = PAYLOAD_BYTES,
     encoder: Encode | None = None,
+    policy: Policy = KEEP,
 ) -> list[tuple[Output, bytes]]:
     """normalize, with every output checked against its schema; the worker never stops on input.
 
@@ -53,12 +55,13 @@ def typed(
                 raise SignatureMismatch("the recorded X-Hub-Signature-256 does not verify")
         outputs = []
         for out in normalize(body, meta):
+            out = policy.apply(out)
             if out.kind != DLQ:
                 value = encode(SCHEMA_OF[out.kind], out.record)
                 if len(value) <= MAX_RECORD_BYTES:
                     outputs.append((out, value))
                     continue
-                out = too_large(out, len(value), body, meta)
+                out = policy.apply(too_large(out, len(value), body, meta))
             out = cut_payload(out, payload_bytes)
             log_dead(out)
             outputs.append((out, encode(SCHEMA_OF[DLQ], out.record)))
@@ -70,7 +73,7 @@ def typed(
     except Exception as exc:  # a normalizer bug must not stop the partition
         log.exception("normalize failed", extra={"request_id": meta.request_id})
         dead = dead_letter(meta, "internal_error", repr(exc), body, "")
-    dead = cut_payload(dead, payload_bytes)
+    dead = cut_payload(policy.apply(dead), payload_bytes)
     log_dead(dead)
     return [(dead, encode(SCHEMA_OF[DLQ], dead.record))]
 

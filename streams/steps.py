@@ -23,6 +23,7 @@ from streams.dead import dead_letter
 from streams.encode import PAYLOAD_BYTES, Encode, typed
 from streams.items import pack, unpack
 from streams.metrics import StreamMetrics
+from streams.policy import KEEP, Policy
 from streams.records import DLQ, Output, RawMeta
 
 
@@ -76,6 +77,7 @@ class NormalizeStep:
     payload_bytes: int = PAYLOAD_BYTES
     schemas_topic: str = ""  # where every writer schema is published before the first record
     encode: Encode | None = None  # the typed records' wire format (default: single-object)
+    policy: Policy = KEEP  # flow token rule and personal data (streams/policy.py)
     _partitions: int = 0
 
     async def run(self, batch: Sequence[Message]) -> None:

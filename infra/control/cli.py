@@ -249,15 +249,18 @@ def cmd_topics(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
-    from infra.core.clickhouse import client_for, ddl, migrate, target
+    from infra.core.clickhouse import apply_ttl, client_for, ddl, migrate, target
 
     where = target(settings.clickhouse_url)
     cluster = settings.clickhouse_cluster
     if args.print:
         print(";\n\n".join(ddl(where.database, cluster)) + ";")
         return
-    applied = migrate(client_for(settings), where.database, cluster)
+    client = client_for(settings)
+    applied = migrate(client, where.database, cluster)
     print("applied:", ", ".join(applied) or "nothing (up to date)")
+    for statement in apply_ttl(client, where.database, settings.clickhouse_ttl_days, cluster):
+        print("retention:", statement)
 
 
 def cmd_query(settings: Settings, args: argparse.Namespace) -> None:

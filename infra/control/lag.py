@@ -14,7 +14,7 @@ def groups(settings: Settings) -> dict[str, tuple[str, ...]]:
     t = settings.topics
     return {
         t.streams_group: (t.raw, t.items),
-        t.sink_group: t.sink_inputs,
+        t.sink_group: t.sink_reads,
     }
 
 

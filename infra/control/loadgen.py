@@ -166,3 +166,64 @@ class Generator:
             }
             value = {"messaging_product": "whatsapp", "metadata": meta, "statuses": [item]}
         return {"value": value, "field": "messages"}
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """A day of flow sends and what followed them, with the counts each flow must show."""
+
+    sends: tuple[bytes, ...]  # JSON records for the flow sends topic (sink/sends.py)
+    bodies: tuple[bytes, ...]  # deliveries: the sends' statuses and the flow responses
+    expected: dict[str, dict[str, int]]  # flow id -> sent, delivered, read, responded
+
+
+def funnel(gen: Generator, flows: tuple[str, ...], sends: int, day_s: int) -> Funnel:
+    """Flow messages sent through the day, each then delivered (90 %), read (70 % of those)
+    and answered (half of those, the response naming the sent message as its context)."""
+    records, bodies = [], []
+    expected = {f: dict.fromkeys(("sent", "delivered", "read", "responded"), 0) for f in flows}
+    meta = {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"}
+    for i in range(sends):
+        flow, waba = gen.rng.choice(flows), gen.rng.choice(gen.wabas)
+        at = day_s + i * (86_400 // max(sends, 1))
+        wamid = f"wamid.{gen.run}.send.{i:06d}"
+        user = gen.rng.randint(0, 9999)
+        record = {"flow_id": flow, "message_id": wamid, "flow_token": f"{flow}:{gen.run}:{i}"}
+        records.append(orjson.dumps({**record, "sent_at": at, "waba_id": waba}))
+        reached = ["sent"]
+        roll = gen.rng.random()
+        if roll < 0.9:
+            reached.append("delivered")
+        if roll < 0.63:
+            reached.append("read")
+        answered = roll < 0.315
+        statuses = []
+        for step, status in enumerate(reached):
+            item: dict[str, Any] = {
+                "id": wamid,
+                "status": status,
+                "timestamp": str(at + 5 * step),
+                "recipient_user_id": f"US.{13491208655302741918 + user}",
+                "pricing": {"billable": True, "pricing_model": "PMP", "category": "utility"},
+            }
+            if user % 3 != 2:  # a username user's number is withheld
+                item["recipient_id"] = str(16505550000 + user)
+            statuses.append(item)
+        value = {"messaging_product": "whatsapp", "metadata": meta, "statuses": statuses}
+        entry = {"id": waba, "time": at, "changes": [{"value": value, "field": "messages"}]}
+        bodies.append(orjson.dumps({"object": "whatsapp_business_account", "entry": [entry]}))
+        if answered:
+            change, _ = gen.flow_response(at + 60)
+            message = change["value"]["messages"][0]
+            message["context"]["id"] = wamid
+            reply = message["interactive"]["nfm_reply"]
+            answer = orjson.loads(reply["response_json"]) | {"flow_token": record["flow_token"]}
+            reply["response_json"] = orjson.dumps(answer).decode()
+            entry = {"id": waba, "time": at + 60, "changes": [change]}
+            bodies.append(orjson.dumps({"object": "whatsapp_business_account", "entry": [entry]}))
+        counts = expected[flow]
+        counts["sent"] += 1
+        counts["delivered"] += "delivered" in reached
+        counts["read"] += "read" in reached
+        counts["responded"] += answered
+    return Funnel(tuple(records), tuple(bodies), expected)

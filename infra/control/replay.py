@@ -25,6 +25,7 @@ from infra.core.settings import Settings
 from schemas import envelope
 from schemas.catalog import KINDS
 from streams.encode import typed
+from streams.policy import policy_of
 from streams.records import Output
 
 
@@ -64,6 +65,7 @@ async def replay(
     secrets = settings.app_secrets if settings.streams_verify else ()
     report = Report(run_id=uuid.uuid4().hex)
     headers = [(envelope.REPLAY, report.run_id.encode())]
+    policy = policy_of(settings)
     framing = confluent.wire(settings)
     encode = framing.encode if framing else None
     await schemas_topic.publish(settings)  # before the first record that names one
@@ -76,7 +78,7 @@ async def replay(
             async for read, records in reader.batches():
                 pending: list[Awaitable[Any]] = []
                 for meta, body in records:
-                    outputs = typed(body, meta, secrets, settings.dlq_payload_bytes, encode)
+                    outputs = typed(body, meta, secrets, settings.dlq_payload_bytes, encode, policy)
                     for out, value in outputs:
                         if not select(out):
                             report.skipped += 1

@@ -20,6 +20,7 @@ from clickhouse_connect.driver.exceptions import ClickHouseError as DriverError
 from infra.core.cluster import render
 from infra.core.errors import ClickHouseError
 from infra.core.settings import Settings
+from schemas.catalog import RETENTION
 
 MIGRATIONS = Path(__file__).parent.parent / "migrations"
 
@@ -161,6 +162,49 @@ def _ledger(database: str) -> str:
         "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
         "ENGINE = ReplacingMergeTree ORDER BY version"
     )
+
+
+def ttl_statements(
+    database: str, days: tuple[tuple[str, int], ...], current: dict[str, str], cluster: str = ""
+) -> list[str]:
+    """The ALTERs that bring each table's TTL to `days` (0: none), given each table's current
+    `engine_full`; nothing for a table already there. On a cluster they go to the replicated
+    `_local` tables (a Distributed table keeps no rows). Existing parts are not rewritten at
+    once (materialize_ttl_after_modify = 0): merges apply the TTL as they happen."""
+    out = []
+    for table, keep in days:
+        column, _ = RETENTION[table]
+        now = current.get(table, "")
+        target = (
+            f"{database}.{table}_local ON CLUSTER {cluster}" if cluster else f"{database}.{table}"
+        )
+        if keep == 0 and " TTL " in now:
+            out.append(f"ALTER TABLE {target} REMOVE TTL")
+        elif keep > 0 and f"TTL {column} + toIntervalDay({keep})" not in now:
+            out.append(
+                f"ALTER TABLE {target} MODIFY TTL {column} + INTERVAL {keep} DAY "
+                "SETTINGS materialize_ttl_after_modify = 0"
+            )
+    return out
+
+
+def apply_ttl(
+    client: Client, database: str, days: tuple[tuple[str, int], ...], cluster: str = ""
+) -> list[str]:
+    """Set every table's retention (WAFLOW_CLICKHOUSE_TTL_DAYS); return the statements run."""
+    suffix = "_local" if cluster else ""
+    try:
+        rows = client.query(
+            "SELECT name, engine_full FROM system.tables WHERE database = {db:String}",
+            parameters={"db": database},
+        ).result_rows
+        current = {str(n).removesuffix(suffix): str(e) for n, e in rows}
+        statements = ttl_statements(database, days, current, cluster)
+        for statement in statements:
+            client.command(statement)
+        return statements
+    except DriverError as exc:
+        raise ClickHouseError(f"setting the tables' TTL failed: {exc}") from exc
 
 
 def migrate(client: Client, database: str, cluster: str = "", upto: int = 9999) -> list[str]:

@@ -1,7 +1,8 @@
 """ClickHouse cluster DDL, rendered from the same migrations as the single-server schema.
 
 With WAFLOW_CLICKHOUSE_CLUSTER set, each `CREATE TABLE {db}.t ... ENGINE = ReplacingMergeTree`
-becomes two statements run `ON CLUSTER` (and each `ALTER TABLE {db}.t` alters both):
+becomes two statements run `ON CLUSTER` (and each `ALTER TABLE {db}.t` alters both; a
+materialized view reads and writes the `_local` tables on each replica):
 
 - `{db}.t_local`, a `ReplicatedReplacingMergeTree` on every replica of every shard, and
 - `{db}.t`, a `Distributed` table over the `_local` tables under the original name, so the
@@ -22,6 +23,11 @@ _CREATE_TABLE = re.compile(
     r"^CREATE TABLE IF NOT EXISTS (?P<db>\w+)\.(?P<table>\w+)\s*(?P<rest>.*)$", re.S
 )
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (?P<db>\w+)\.(?P<table>\w+)\s+(?P<rest>.*)$", re.S)
+_MATERIALIZED = re.compile(
+    r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (?P<db>\w+)\.(?P<name>\w+)\s+TO\s+"
+    r"(?P<target>\w+\.\w+)\s+AS\s+(?P<select>.*?)FROM\s+(?P<source>\w+\.\w+)(?P<rest>.*)$",
+    re.S,
+)
 _ENGINE = re.compile(r"ENGINE\s*=\s*(?P<engine>\w*MergeTree)\b(?:\(\))?")
 _ORDER_BY = re.compile(r"ORDER BY\s*")
 # Replicated tables deduplicate inserts by themselves; this setting is for plain MergeTree only.
@@ -34,9 +40,22 @@ def render(statement: str, cluster: str) -> list[str]:
         return [statement]
     if statement.startswith("CREATE DATABASE"):
         return [f"{statement} ON CLUSTER {cluster}"]
-    if statement.startswith("CREATE VIEW"):
+    if statement.startswith(("CREATE VIEW", "CREATE OR REPLACE VIEW")):
         return [
-            re.sub(r"^(CREATE VIEW IF NOT EXISTS \w+\.\w+)", rf"\1 ON CLUSTER {cluster}", statement)
+            re.sub(
+                r"^(CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?\w+\.\w+)",
+                rf"\1 ON CLUSTER {cluster}",
+                statement,
+            )
+        ]
+    if statement.startswith("INSERT INTO"):  # through the Distributed table, once
+        return [statement]
+    view = _MATERIALIZED.match(statement)
+    if view is not None:  # on each replica: from the local source into the local target
+        return [
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view['db']}.{view['name']} "
+            f"ON CLUSTER {cluster} TO {view['target']}_local AS {view['select']}"
+            f"FROM {view['source']}_local{view['rest']}"
         ]
     altered = _ALTER_TABLE.match(statement)
     if altered is not None:  # the replicated tables and the Distributed one over them

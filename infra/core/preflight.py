@@ -69,7 +69,8 @@ def needs_of(stage: str, settings: Settings) -> Needs:
             (t.streams_group,),
         )
     if stage == "sink":
-        return Needs(tuple((name, ("Describe", "Read")) for name in typed), (t.sink_group,))
+        reads = (*typed, t.sends)
+        return Needs(tuple((name, ("Describe", "Read")) for name in reads), (t.sink_group,))
     raise ValueError(stage)
 
 

@@ -40,6 +40,7 @@ class Topics:
     dlq: str = f"waflow.{catalog.DLQ.topic}"
     items: str = f"waflow.{catalog.ITEMS_TOPIC}"  # internal: normalized items by dedup id
     schemas: str = f"waflow.{catalog.SCHEMAS_TOPIC}"  # every writer schema, by fingerprint
+    sends: str = f"waflow.{catalog.SENDS_TOPIC}"  # the business's flow sends (JSON)
     prefix: str = "waflow"
 
     @property
@@ -62,8 +63,13 @@ class Topics:
 
     @property
     def sink_inputs(self) -> tuple[str, ...]:
-        """Every topic the sink loads: each kind's of the catalog, dead letters included."""
+        """The typed topics the sink loads: each kind's of the catalog, dead letters included."""
         return tuple(self.typed(k.kind) for k in catalog.KINDS)
+
+    @property
+    def sink_reads(self) -> tuple[str, ...]:
+        """Every topic the sink consumes: the typed ones and the business's flow sends."""
+        return (*self.sink_inputs, self.sends)
 
     @classmethod
     def named(cls, prefix: str) -> Topics:
@@ -80,6 +86,7 @@ class Topics:
             dlq=f"{prefix}.{catalog.DLQ.topic}",
             items=f"{prefix}.{catalog.ITEMS_TOPIC}",
             schemas=f"{prefix}.{catalog.SCHEMAS_TOPIC}",
+            sends=f"{prefix}.{catalog.SENDS_TOPIC}",
             prefix=prefix,
         )
 
@@ -166,6 +173,13 @@ class Settings:
     schema_registry_user: str = ""
     schema_registry_password: str = field(default="", repr=False)
     schema_registry_ca: Path | None = None
+    # Days each table keeps its rows (0: forever); catalog.RETENTION has the defaults.
+    clickhouse_ttl_days: tuple[tuple[str, int], ...] = tuple(
+        (table, days) for table, (_, days) in catalog.RETENTION.items()
+    )
+    flow_token_pattern: str = ""  # a regex with a group `flow` (streams/policy.py)
+    pii: str = "keep"  # keep | hash | drop (streams/policy.py)
+    pii_key: str = field(default="", repr=False)
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     streams_port: int = 8081
@@ -200,6 +214,26 @@ class Settings:
     body_timeout_s: float = 30.0
     max_concurrent_requests: int = 512
     refusal_log_s: float = 10.0
+
+    def _check_policy(self) -> None:
+        if self.flow_token_pattern:
+            try:
+                pattern = re.compile(self.flow_token_pattern)
+            except re.error as exc:
+                raise SettingsError(
+                    f"WAFLOW_FLOW_TOKEN_PATTERN is not a regular expression: {exc}"
+                ) from exc
+            if "flow" not in pattern.groupindex:
+                raise SettingsError(
+                    "WAFLOW_FLOW_TOKEN_PATTERN needs a named group `flow`, e.g. ^(?P<flow>\\d+):"
+                )
+        if self.pii not in ("keep", "hash", "drop"):
+            raise SettingsError(f"WAFLOW_PII={self.pii!r}: use keep, hash or drop")
+        if self.pii == "hash" and len(self.pii_key) < 16:
+            raise SettingsError(
+                "WAFLOW_PII=hash needs WAFLOW_PII_KEY (or _FILE): a secret of 16 characters or "
+                "more, kept stable (another key gives other hashes, and joins across it break)"
+            )
 
     def _check_registry(self) -> None:
         url = self.schema_registry_url
@@ -251,6 +285,10 @@ class Settings:
             schema_registry_user=env.get("WAFLOW_SCHEMA_REGISTRY_USER", "").strip(),
             schema_registry_password=secret(env, "WAFLOW_SCHEMA_REGISTRY_PASSWORD"),
             schema_registry_ca=_path(env, "WAFLOW_SCHEMA_REGISTRY_CA"),
+            clickhouse_ttl_days=_ttl_days(env.get("WAFLOW_CLICKHOUSE_TTL_DAYS", "")),
+            flow_token_pattern=env.get("WAFLOW_FLOW_TOKEN_PATTERN", ""),
+            pii=env.get("WAFLOW_PII", "keep").strip().lower() or "keep",
+            pii_key=secret(env, "WAFLOW_PII_KEY"),
             http_host=env.get("WAFLOW_HTTP_HOST", "127.0.0.1"),
             http_port=_int(env, "WAFLOW_HTTP_PORT", 8080),
             streams_port=_int(env, "WAFLOW_STREAMS_PORT", 8081),
@@ -322,6 +360,7 @@ class Settings:
         if self.clickhouse_ca is not None and not self.clickhouse_ca.is_file():
             raise SettingsError(f"WAFLOW_CLICKHOUSE_CA={self.clickhouse_ca} is not a readable file")
         self._check_registry()
+        self._check_policy()
         if self.clickhouse_cluster and not re.fullmatch(
             r"[A-Za-z_][A-Za-z0-9_]*", self.clickhouse_cluster
         ):
@@ -495,6 +534,26 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise SettingsError(f"{name}={raw!r} is not a boolean: use true or false")
+
+
+def _ttl_days(value: str) -> tuple[tuple[str, int], ...]:
+    """`table=days,...` over the defaults of catalog.RETENTION."""
+    days = {table: default for table, (_, default) in catalog.RETENTION.items()}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        table, _, number = part.partition("=")
+        table = table.strip()
+        if table not in days:
+            known = ", ".join(days)
+            raise SettingsError(f"WAFLOW_CLICKHOUSE_TTL_DAYS: no table {table!r} (one of {known})")
+        try:
+            days[table] = int(number)
+        except ValueError as exc:
+            raise SettingsError(
+                f"WAFLOW_CLICKHOUSE_TTL_DAYS: {part!r} is not table=days (days a whole number)"
+            ) from exc
+        if days[table] < 0:
+            raise SettingsError(f"WAFLOW_CLICKHOUSE_TTL_DAYS: {part!r}: days cannot be negative")
+    return tuple(days.items())
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

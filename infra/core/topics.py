@@ -58,6 +58,8 @@ def declared(settings: Settings) -> list[TopicSpec]:
         TopicSpec(t.raw, n, (*common, ("retention.ms", raw_ms), ("max.message.bytes", "8388608"))),
         *(TopicSpec(t.typed(k.kind), n, (*common, ("retention.ms", typed_ms))) for k in TYPED),
         TopicSpec(t.items, n, (*common, ("retention.ms", str(3 * DAY_MS)))),
+        # The business writes its flow sends here (JSON, sink/sends.py); the sink loads them.
+        TopicSpec(t.sends, n, (*common, ("retention.ms", typed_ms))),
         # Created here rather than by the worker: on a cluster a worker that creates it at
         # start-up can see it with 0 partitions for a while, and its table then fails.
         TopicSpec(

@@ -8,6 +8,7 @@ ALTER TABLE {db}.flow_responses
     ADD COLUMN IF NOT EXISTS user_id        Nullable(String),
     ADD COLUMN IF NOT EXISTS parent_user_id Nullable(String),
     ADD COLUMN IF NOT EXISTS username       Nullable(String),
+    ADD COLUMN IF NOT EXISTS flow_id        LowCardinality(Nullable(String)),
     ADD COLUMN IF NOT EXISTS message_json   Nullable(String) CODEC(ZSTD(3)),
     MODIFY COLUMN wa_id Nullable(String);
 

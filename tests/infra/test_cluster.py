@@ -21,8 +21,8 @@ def test_every_table_becomes_replicated_local_plus_distributed_under_its_own_nam
     clustered = ddl("waflow", "main")
     tables = [s.split()[5] for s in single if s.startswith("CREATE TABLE")]
     assert "waflow.flow_responses" in tables and "waflow.dead_letters" in tables
-    for statement in clustered:
-        assert " ON CLUSTER main" in statement
+    for statement in clustered:  # an INSERT goes once, through the Distributed table
+        assert " ON CLUSTER main" in statement or statement.startswith("INSERT INTO")
         assert "non_replicated_deduplication_window" not in statement
     for table in tables:
         db, name = table.split(".")
@@ -52,6 +52,16 @@ def test_a_statement_without_a_cluster_form_is_an_error_not_a_silent_pass() -> N
         render("DROP TABLE db.t", "main")
     with pytest.raises(ClickHouseError, match="MergeTree"):
         render("CREATE TABLE IF NOT EXISTS db.t (a String) ENGINE = Memory", "main")
+
+
+def test_a_materialized_view_reads_and_writes_the_local_tables() -> None:
+    [view] = render(
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS db.v TO db.t AS\nSELECT a FROM db.s WHERE x", "c"
+    )
+    assert view == (
+        "CREATE MATERIALIZED VIEW IF NOT EXISTS db.v ON CLUSTER c TO db.t_local "
+        "AS SELECT a FROM db.s_local WHERE x"
+    )
 
 
 def test_an_alter_changes_the_replicated_tables_and_the_distributed_one() -> None:

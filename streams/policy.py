@@ -9,7 +9,7 @@ the stream stage. Pure: a record in, a record out.
   same for the same value, so joins and distinct counts still work; `drop` removes them. It
   reaches the typed columns (`wa_id`, `contact_name`, `username`), the same values inside the
   kept JSON (`message_json`, `change_json`: `from`, `wa_id`, `recipient_id`, `phone`,
-  `profile.name`, `username`), and a dead letter's payload (scrubbed when it is JSON, withheld
+  `profile.name`, `username`; not `context.from`, the business's own number), and a dead letter's payload (scrubbed when it is JSON, withheld
   when it is not). The raw topic keeps what the platform sent, for `WAFLOW_RAW_RETENTION_DAYS`:
   replay needs it.
 """
@@ -80,7 +80,10 @@ class Policy:
         if isinstance(value, dict):
             out = {}
             for key, item in value.items():
-                personal = key in _PERSONAL or (key == "name" and under == "profile")
+                # context.from is the business's own number (the message replied to).
+                personal = (key in _PERSONAL and not (key == "from" and under == "context")) or (
+                    key == "name" and under == "profile"
+                )
                 if personal and not isinstance(item, dict | list):
                     if self.pii != "drop":
                         out[key] = self.person(item)

@@ -91,3 +91,21 @@ def test_embedded_engine_missing_says_how_to_install_it(monkeypatch, tmp_path) -
     )
     with pytest.raises(ClickHouseError, match=r"waflow\[embedded\]"):
         connect(f"chdb://{tmp_path}")
+
+
+def test_retention_statements_change_only_what_differs() -> None:
+    from infra.core.clickhouse import ttl_statements
+
+    days = (("flow_responses", 0), ("dead_letters", 30), ("webhook_changes", 90))
+    current = {
+        "flow_responses": "ReplacingMergeTree ORDER BY x TTL responded_at + toIntervalDay(5)",
+        "dead_letters": "ReplacingMergeTree ORDER BY x TTL failed_at + toIntervalDay(30)",
+        "webhook_changes": "ReplacingMergeTree ORDER BY x",
+    }
+    assert ttl_statements("db", days, current) == [
+        "ALTER TABLE db.flow_responses REMOVE TTL",
+        "ALTER TABLE db.webhook_changes MODIFY TTL received_at + INTERVAL 90 DAY "
+        "SETTINGS materialize_ttl_after_modify = 0",
+    ]
+    [clustered] = ttl_statements("db", (("webhook_changes", 7),), {}, "main")
+    assert clustered.startswith("ALTER TABLE db.webhook_changes_local ON CLUSTER main MODIFY TTL")

@@ -10,8 +10,8 @@ the stream stage. Pure: a record in, a record out.
   reaches the typed columns (`wa_id`, `contact_name`, `username`), the same values inside the
   kept JSON (`message_json`, `change_json`: `from`, `wa_id`, `recipient_id`, `phone`,
   `profile.name`, `username`; not `context.from`, the business's own number), and a dead
-  letter's payload (scrubbed when it is JSON, withheld when it is not). The raw topic keeps what the platform sent, for `WAFLOW_RAW_RETENTION_DAYS`:
-  replay needs it.
+  letter's payload (scrubbed when it is JSON, withheld when it is not). The raw topic keeps
+  what the platform sent, for `WAFLOW_RAW_RETENTION_DAYS`: replay needs it.
 """
 
 from __future__ import annotations

@@ -29,6 +29,19 @@ from infra.core.settings import Settings
 
 CONTENT_TYPE = "application/sql"
 WRITE_HEADER = "waflow-write"
+FORMAT_HEADER = "waflow-format"  # an output format asked for beside the SQL (`--format`)
+_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
+
+
+def output_format(canonical_sql: str) -> str | None:
+    """The FORMAT a statement names, read from the engine's canonical form of it (formatQuery
+    puts the clause last and leaves no comment after it), or None."""
+    if canonical_sql.lstrip()[:6].upper() == "INSERT":  # `FORMAT Values`: the input's format
+        return None
+    found = _FORMAT.search(canonical_sql)
+    return found.group(1) if found else None
+
+
 TOKEN_FILE = "query.token"  # noqa: S105 (a file name, not a secret)
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Table functions, table engines and dictionary sources that reach outside the database.
@@ -145,7 +158,9 @@ def file_clause(sql: str) -> bool:
     return bool(_INTO_OUTFILE.search(sql))
 
 
-def post(settings: Settings, sql: str, write: bool = False, timeout: float = 120) -> httpx.Response:
+def post(
+    settings: Settings, sql: str, write: bool = False, timeout: float = 120, fmt: str = ""
+) -> httpx.Response:
     """Send SQL to the local sink with its token. httpx.ConnectError when no sink listens, or
     when none ever wrote a token in this data directory."""
     token = read_token(settings.data_dir)
@@ -154,6 +169,8 @@ def post(settings: Settings, sql: str, write: bool = False, timeout: float = 120
     headers = {"authorization": f"Bearer {token}", "content-type": CONTENT_TYPE}
     if write:
         headers[WRITE_HEADER] = "true"
+    if fmt:
+        headers[FORMAT_HEADER] = fmt
     return httpx.post(
         f"http://127.0.0.1:{settings.admin_port_of('sink')}/query",
         content=sql.encode(),

@@ -35,6 +35,7 @@ from sink.load import RowWriter
 from sink.metrics import SinkMetrics
 from sink.query import (
     CONTENT_TYPE,
+    FORMAT_HEADER,
     LOOPBACK_HOSTS,
     WRITE_HEADER,
     authorized,
@@ -69,12 +70,16 @@ def query_app(
             return PlainTextResponse(f"/query takes {CONTENT_TYPE} only", status_code=415)
         write = request.headers.get(WRITE_HEADER, "").lower() == "true"
         sql = (await request.body()).decode(errors="replace")
+        fmt = request.headers.get(FORMAT_HEADER, "")
         try:
-            columns, rows = await engine.query(sql, write=write)
+            answer = await engine.query(sql, write=write, fmt=fmt)
         except QueryRefused as exc:
             return PlainTextResponse(str(exc), status_code=403)
         except Exception as exc:  # the engine's message is what the user needs to fix the SQL
             return PlainTextResponse(str(exc), status_code=400)
+        if isinstance(answer, bytes):  # the SQL's FORMAT (or --format): the engine's bytes
+            return Response(answer, media_type="application/octet-stream")
+        columns, rows = answer
         return Response(
             orjson.dumps({"columns": columns, "rows": rows}, default=_json),
             media_type="application/json",

@@ -19,7 +19,7 @@ from clickhouse_connect.driver.client import Client
 from infra.core.clickhouse import insert_settings
 from sink import avro
 from sink.errors import EngineRefused, QueryRefused, WriteError
-from sink.query import external_sources, file_clause
+from sink.query import external_sources, file_clause, output_format
 
 T = TypeVar("T")
 
@@ -100,23 +100,31 @@ class Engine:
 
         return await self.call(run)
 
-    async def query(self, sql: str, write: bool = False) -> tuple[list[str], list[list[Any]]]:
+    async def query(
+        self, sql: str, write: bool = False, fmt: str = ""
+    ) -> tuple[list[str], list[list[Any]]] | bytes:
         """Run SQL for `waflow query`: read-only unless `write`, and never a function, engine or
-        clause that reaches files, URLs or other servers (QueryRefused)."""
+        clause that reaches files, URLs or other servers (QueryRefused). Columns and rows; or,
+        when the SQL names a FORMAT or `fmt` is given, the engine's own output in that format,
+        as clickhouse-client prints it."""
         if self.reader is None:
             raise QueryRefused("this engine has no read-only client for queries")
         reader = self.reader
 
-        def run() -> tuple[list[str], list[list[Any]]]:
+        def run() -> tuple[list[str], list[list[Any]]] | bytes:
             ast = reader.query(f"EXPLAIN AST {sql}").result_rows
             reaching = external_sources(str(row[0]) for row in ast)
             if reaching:
                 named = ", ".join(sorted(reaching))
                 raise QueryRefused(f"refused: {named} reach files, URLs or other servers")
             canonical = reader.query("SELECT formatQuery({q:String})", parameters={"q": sql})
-            if file_clause(str(canonical.result_rows[0][0])):
+            text = str(canonical.result_rows[0][0])
+            if file_clause(text):
                 raise QueryRefused("refused: INTO OUTFILE / FROM INFILE reach the file system")
-            result = (self.client if write else reader).query(sql)
+            client = self.client if write else reader
+            if fmt or output_format(text):
+                return bytes(client.raw_query(sql, fmt=fmt or None))
+            result = client.query(sql)
             return list(result.column_names), [list(r) for r in result.result_rows]
 
         return await self.call(run)

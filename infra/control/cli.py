@@ -49,6 +49,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     q.add_argument(
         "--write", action="store_true", help="allow statements that change data or schema"
     )
+    q.add_argument(
+        "--format",
+        default="",
+        help="an output format, as in clickhouse-client (CSV, JSONEachRow...)",
+    )
+    q.add_argument(
+        "--wait",
+        type=float,
+        default=30,
+        help="seconds to wait for a starting sink to serve the query (default 30)",
+    )
     r = sub.add_parser(
         "reconcile", help="raw topic vs ClickHouse rows + dead letters, per window and WABA"
     )
@@ -264,33 +275,59 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_query(settings: Settings, args: argparse.Namespace) -> None:
-    columns, rows = run_sql(settings, args.sql, write=args.write)
-    _print_table(columns, rows)
+    answer = run_sql(settings, args.sql, write=args.write, fmt=args.format, wait_s=args.wait)
+    if isinstance(answer, bytes):  # a FORMAT: the engine's output, as clickhouse-client prints it
+        sys.stdout.buffer.write(answer)
+        sys.stdout.flush()
+    else:
+        _print_table(*answer)
 
 
 def run_sql(
-    settings: Settings, sql: str, write: bool = False
-) -> tuple[list[str], list[list[object]]]:
+    settings: Settings, sql: str, write: bool = False, fmt: str = "", wait_s: float = 30
+) -> tuple[list[str], list[list[object]]] | bytes:
     """Route to the sink when it owns the embedded engine; otherwise open ClickHouse directly.
-    Read-only unless `write`, either way."""
-    from sink.query import post
+    Read-only unless `write`, either way. Columns and rows, or the engine's bytes when the SQL
+    names a FORMAT or `fmt` is given. A sink that has run here but does not answer yet (the
+    stack is starting) is waited for up to `wait_s` seconds, since it holds the engine."""
+    from sink.query import post, read_token
 
-    try:
-        answer = post(settings, sql, write=write)
-    except httpx.ConnectError:  # no sink running: open ClickHouse ourselves
-        from clickhouse_connect.driver.exceptions import ClickHouseError
-
-        from infra.core.clickhouse import client_for
-
+    deadline = time.monotonic() + wait_s
+    while True:
         try:
-            result = client_for(settings, readonly=not write).query(sql)
-        except ClickHouseError as exc:
-            raise InfraError(str(exc)) from exc
-        return list(result.column_names), [list(r) for r in result.result_rows]
+            answer = post(settings, sql, write=write, fmt=fmt)
+            break
+        except httpx.ConnectError:
+            starting = read_token(settings.data_dir) is not None
+            if not starting or time.monotonic() >= deadline:
+                return _direct(settings, sql, write, fmt)
+            time.sleep(0.5)
     if answer.status_code != 200:
         raise InfraError(answer.text)
-    data = answer.json()
-    return list(data["columns"]), list(data["rows"])
+    if answer.headers.get("content-type", "").startswith("application/json"):
+        data = answer.json()
+        return list(data["columns"]), list(data["rows"])
+    return answer.content
+
+
+def _direct(
+    settings: Settings, sql: str, write: bool, fmt: str
+) -> tuple[list[str], list[list[object]]] | bytes:
+    """No sink serves queries: open ClickHouse ourselves."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from infra.core.clickhouse import client_for
+    from sink.query import output_format
+
+    try:
+        client = client_for(settings, readonly=not write)
+        canonical = client.query("SELECT formatQuery({q:String})", parameters={"q": sql})
+        if fmt or output_format(str(canonical.result_rows[0][0])):
+            return bytes(client.raw_query(sql, fmt=fmt or None))
+        result = client.query(sql)
+    except ClickHouseError as exc:
+        raise InfraError(str(exc)) from exc
+    return list(result.column_names), [list(r) for r in result.result_rows]
 
 
 def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> None:
@@ -303,7 +340,7 @@ def cmd_reconcile(settings: Settings, args: argparse.Namespace) -> None:
     raw = asyncio.run(reconcile.read_raw(settings, since, until))
     expected = reconcile.expect(raw, int(args.window_minutes * 60_000))
     db = target(settings.clickhouse_url).database
-    present = reconcile.lookup(expected, lambda sql: run_sql(settings, sql)[1], db)
+    present = reconcile.lookup(expected, lambda sql: _rows(run_sql(settings, sql)), db)
     lines = reconcile.compare(expected, present)
     shown = [ln for ln in lines if ln.missing or args.all]
     _print_table(
@@ -354,7 +391,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> None:
 
     status.run(
         settings,
-        lambda sql: run_sql(settings, sql)[1],
+        lambda sql: _rows(run_sql(settings, sql)),
         status.endpoints(settings, args.metrics),
         once=args.once,
         interval_s=args.interval,
@@ -369,6 +406,12 @@ def _utc_ms(text: str) -> int:
     except ValueError as exc:
         raise InfraError(f"{text!r} is not an ISO 8601 time (2026-11-27T10:00)") from exc
     return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def _rows(answer: tuple[list[str], list[list[object]]] | bytes) -> list[list[object]]:
+    if isinstance(answer, bytes):
+        raise InfraError("waflow's own SQL names no FORMAT")
+    return answer[1]
 
 
 def _print_table(columns: list[str], rows: list[list[object]]) -> None:
@@ -417,7 +460,7 @@ def _clickhouse_problems(settings: Settings) -> list[str]:
 
     db = target(settings.clickhouse_url).database
     try:
-        _, rows = run_sql(settings, f"SELECT version FROM {db}.schema_migrations")
+        rows = _rows(run_sql(settings, f"SELECT version FROM {db}.schema_migrations"))
     except InfraError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return [f"ClickHouse: {first} (run `waflow migrate` if the database is new)"]

@@ -121,3 +121,53 @@ async def test_reconcile_quoting_reads_back_as_the_same_string_in_the_engine(
     hostile = ["plain", "it's", "back\\slash", "\\'", "wamid.HBgL==", "名前"]
     for value in hostile:
         assert await sql(sink, f"SELECT {_quote(value)}") == [[value]]
+
+
+async def test_a_format_clause_prints_as_clickhouse_client_does(sink: Settings) -> None:
+    query = "SELECT toUInt8(number) AS n, toString(number) AS s FROM system.numbers LIMIT 3"
+    csv = await asyncio.to_thread(run_sql, sink, f"{query} FORMAT CSV")
+    assert csv == b'0,"0"\n1,"1"\n2,"2"\n'
+    lines = await asyncio.to_thread(run_sql, sink, query, False, "JSONEachRow")
+    assert isinstance(lines, bytes) and lines.splitlines()[0] == b'{"n":0,"s":"0"}'
+    # A FORMAT word inside a string or a comment is not a clause.
+    plain = await asyncio.to_thread(run_sql, sink, "SELECT 'x FORMAT CSV' -- FORMAT CSV")
+    assert plain == (["'x FORMAT CSV'"], [["x FORMAT CSV"]])
+
+
+async def test_without_a_sink_the_engine_is_opened_directly_with_formats(
+    chdb_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(
+        WAFLOW_DATA_DIR=str(tmp_path / "alone"),
+        WAFLOW_SINK_PORT=str(free_port()),
+        WAFLOW_CLICKHOUSE_URL=chdb_url,
+    )
+    assert await asyncio.to_thread(run_sql, settings, "SELECT 7 FORMAT TSV") == b"7\n"
+
+
+async def test_a_starting_sink_is_waited_for(chdb_url: str, tmp_path: Path) -> None:
+    """The token is written (a sink has started here) but nothing listens yet: the query
+    waits for the sink instead of opening the engine the sink is about to hold."""
+    settings = make_settings(
+        WAFLOW_DATA_DIR=str(tmp_path / "data"),
+        WAFLOW_SINK_PORT=str(free_port()),
+        WAFLOW_CLICKHOUSE_URL=chdb_url,
+    )
+    token = write_token(settings.data_dir)
+    client = connect(chdb_url)
+    migrate(client, "waflow")
+    engine = Engine(client, "waflow", embedded=True, reader=connect_readonly(chdb_url))
+    asking = asyncio.create_task(asyncio.to_thread(run_sql, settings, "SELECT 42", False, "", 20))
+    await asyncio.sleep(1.5)
+    assert not asking.done()
+    app = query_app(engine, SinkMetrics(), token)
+    server = uvicorn.Server(
+        uvicorn.Config(app, port=settings.sink_port, log_config=None, lifespan="off")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        assert await asking == (["42"], [[42]])
+    finally:
+        server.should_exit = True
+        await serving
+        engine.close()

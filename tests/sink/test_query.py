@@ -53,3 +53,11 @@ def test_file_clauses_are_found_in_the_canonical_text() -> None:
     assert file_clause("SELECT 1\nINTO OUTFILE '/tmp/x'")
     assert file_clause("INSERT INTO t FROM INFILE '/etc/passwd' FORMAT CSV")
     assert not file_clause("SELECT infile, outfile FROM t")
+
+
+def test_the_output_format_is_read_from_the_canonical_statement() -> None:
+    from sink.query import output_format
+
+    assert output_format("SELECT 1\nFORMAT CSV") == "CSV"
+    assert output_format("SELECT 'FORMAT CSV'") is None
+    assert output_format("INSERT INTO t (a) FORMAT Values") is None  # the input's format

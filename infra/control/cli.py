@@ -105,6 +105,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     sc.add_argument("--json", action="store_true", help="one JSON object per line, schema included")
     d = sub.add_parser("demo", help="post signed sample webhooks to the running stack")
     d.add_argument("--deliveries", type=int, default=20)
+    d.add_argument("--sends", type=int, default=200, help="flow sends of the generated day")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -512,7 +513,7 @@ def cmd_schemas(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
-    from infra.control.loadgen import Generator
+    from infra.control.loadgen import Generator, funnel
     from ingest.verify import sign
 
     settings.require_ingress_secrets()
@@ -543,10 +544,42 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
                     "x-hub-signature-256": sign(body, secret),
                 },
             ).raise_for_status()
+        # A day of flow sends (to the sends topic, as a business would write them) and what
+        # followed: statuses and responses, for the funnel and the per-flow views.
+        day = funnel(gen, ("flow.signup", "flow.survey", "flow.booking"), args.sends, _today())
+        asyncio.run(_send_all(settings, settings.topics.sends, day.sends))
+        for body in day.bodies:
+            client.post(
+                url,
+                content=body,
+                headers={
+                    "content-type": "application/json",
+                    "x-hub-signature-256": sign(body, secret),
+                },
+            ).raise_for_status()
     print(
-        f"posted {args.deliveries} generated deliveries ({items} items) and the documented "
-        f"samples to {url}; try: waflow query 'SELECT count() FROM waflow.flow_responses'"
+        f"posted {args.deliveries} generated deliveries ({items} items), the documented samples "
+        f"and a day of {args.sends} flow sends with their statuses and responses to {url}; "
+        "try: waflow query 'SELECT * FROM waflow.flow_funnel'"
     )
+
+
+def _today() -> int:
+    return int(time.time()) // 86_400 * 86_400
+
+
+async def _send_all(settings: Settings, topic: str, values: Sequence[bytes]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from infra.core import kafka
+
+    producer = AIOKafkaProducer(**kafka.producer(settings))
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, value) for value in values]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
 
 
 def _safe(url: str) -> str:

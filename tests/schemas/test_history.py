@@ -57,3 +57,12 @@ def test_versions_are_numbered_and_named() -> None:
     assert c.current("FlowResponse") == response[-1]
     assert response[-1].full_name == "io.waflow.FlowResponse"
     assert response[0].canonical.startswith('{"name":"io.waflow.FlowResponse"')
+
+
+def test_the_consumers_guide_lists_every_fingerprint() -> None:
+    from tests.conftest import ROOT
+
+    guide = (ROOT / "docs" / "consumers.md").read_text()
+    for version in codec().versions:
+        if version.name != "ItemBatch":  # internal
+            assert f"`{version.fingerprint.hex()}`" in guide, (version.name, version.version)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clickhouse_connect.driver.client import Client
 
 from infra.core import broker
 from infra.core.settings import Settings
@@ -78,3 +79,16 @@ def free_base_port(count: int = 1) -> int:
 @pytest.fixture
 def chdb_url(tmp_path: Path) -> str:
     return f"chdb://{tmp_path / 'clickhouse'}"
+
+
+@pytest.fixture
+def chdb_client(chdb_url: str) -> Iterator[Client]:
+    """A client of the embedded engine, closed after the test: the engine serves one path per
+    process, so a client left open would fail every later test's own path."""
+    from infra.core.clickhouse import connect
+
+    client = connect(chdb_url)
+    try:
+        yield client
+    finally:
+        client.close()

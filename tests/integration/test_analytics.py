@@ -13,7 +13,7 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from infra.control.loadgen import Generator, funnel
-from infra.core.clickhouse import connect, migrate
+from infra.core.clickhouse import migrate
 from schemas import codec
 from sink.batch import Consumed, cut
 from sink.sends import cut_sends
@@ -55,8 +55,8 @@ class Loader:
 
 
 @pytest.fixture
-def loader(chdb_url: str) -> Loader:
-    return Loader(connect(chdb_url), "waflow")
+def loader(chdb_client: Client) -> Loader:
+    return Loader(chdb_client, "waflow")
 
 
 def delivery(t: int, *values: dict[str, Any], waba: str = "w1") -> bytes:

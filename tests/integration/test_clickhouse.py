@@ -32,7 +32,9 @@ async def test_migrations_are_idempotent_and_batches_exactly_once(
     chdb_url: str, payloads: dict[str, bytes]
 ) -> None:
     client = connect(chdb_url)
-    assert migrate(client, "waflow") == ["0001_tables", "0002_views", "0003_schema_v2"]
+    assert migrate(client, "waflow") == [
+        "0001_tables", "0002_views", "0003_schema_v2", "0004_analytics"
+    ]  # fmt: skip
     assert migrate(client, "waflow") == []
     engine = Engine(client, "waflow")
     writer = ClickHouseWriter(engine)

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from io import BytesIO
 from typing import Any
 
+from clickhouse_connect.driver.client import Client
 from fastavro import schemaless_writer
 
 from infra.control.loadgen import Generator
-from infra.core.clickhouse import connect, migrate
+from infra.core.clickhouse import migrate
 from schemas.codec import SINGLE_OBJECT_MARKER, Version, codec
 from sink.batch import Consumed, cut
 from sink.rows import TABLES
@@ -20,7 +21,7 @@ from streams.normalize import normalize
 from streams.records import SCHEMA_OF, RawMeta
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-V2_COLUMNS = {"app", "user_id", "parent_user_id", "username", "message_json"}
+V2_COLUMNS = {"app", "user_id", "parent_user_id", "username", "flow_id", "message_json"}
 
 
 def as_version(version: Version, record: dict[str, Any]) -> bytes:
@@ -54,8 +55,10 @@ def mixed_records() -> list[Consumed]:
     return out
 
 
-async def test_old_and_new_records_land_in_the_same_tables_on_both_paths(chdb_url: str) -> None:
-    client = connect(chdb_url)
+async def test_old_and_new_records_land_in_the_same_tables_on_both_paths(
+    chdb_client: Client,
+) -> None:
+    client = chdb_client
     records = mixed_records()
     old = sum(1 for r in records if r.value[2:10] not in {h[2:] for h in codec().headers.values()})
     assert 0 < old < len(records)
@@ -76,10 +79,10 @@ async def test_old_and_new_records_land_in_the_same_tables_on_both_paths(chdb_ur
         assert {a for a, _ in apps} == {None, "shop"}, (table, apps)
 
 
-async def test_migrations_keep_every_row_of_the_previous_release(chdb_url: str) -> None:
+async def test_migrations_keep_every_row_of_the_previous_release(chdb_client: Client) -> None:
     """A database made by the previous release (migrations 0001-0002) with rows in it, then
     migrated: every row is still there, and new rows with the new columns load beside them."""
-    client = connect(chdb_url)
+    client = chdb_client
     assert migrate(client, "old", upto=2) == ["0001_tables", "0002_views"]
     records = mixed_records()
     v1_only = [r for r in records if r.value[2:10] not in {h[2:] for h in codec().headers.values()}]
@@ -92,7 +95,7 @@ async def test_migrations_keep_every_row_of_the_previous_release(chdb_url: str) 
             [batch.columns[i] for i in keep],
         )
         before[batch.table] = before.get(batch.table, 0) + len(batch.rows)
-    assert migrate(client, "old") == ["0003_schema_v2"]
+    assert migrate(client, "old") == ["0003_schema_v2", "0004_analytics"]
     for table, count in before.items():
         assert client.command(f"SELECT count() FROM old.{table}") == count, table
     engine = Engine(client, "old", embedded=True)

@@ -21,7 +21,9 @@ class OneRowEngine:
     def __init__(self) -> None:
         self.calls: list[tuple[str, bool]] = []
 
-    async def query(self, sql: str, write: bool = False) -> tuple[list[str], list[list[Any]]]:
+    async def query(
+        self, sql: str, write: bool = False, fmt: str = ""
+    ) -> tuple[list[str], list[list[Any]]]:
         if "file(" in sql:
             raise QueryRefused("refused: file reach outside the database")
         self.calls.append((sql, write))

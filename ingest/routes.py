@@ -95,7 +95,7 @@ def create_app(
                 app = verify_digest(body, digest, secrets)
                 record = RawRecord(
                     body=body,
-                    key=partition_key(body),
+                    key=partition_key(digest),
                     headers=(
                         (envelope.SIGNATURE, header.encode()),
                         (envelope.RECEIVED_MS, str(int(time.time() * 1000)).encode()),

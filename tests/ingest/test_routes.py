@@ -11,7 +11,7 @@ import pytest
 
 from ingest.metrics import IngestMetrics
 from ingest.routes import admin_app, create_app
-from ingest.verify import sign
+from ingest.verify import header_digest, partition_key, sign
 from tests.conftest import make_settings
 from tests.fakes import FakeWriter
 
@@ -49,7 +49,7 @@ async def test_signed_post_is_written_with_headers() -> None:
     assert r.status_code == 200
     [record] = writer.records
     assert record.body == body
-    assert record.key == b"42"
+    assert record.key == partition_key(header_digest(sign(body, b"support-secret")))
     headers = dict(record.headers)
     assert headers["waflow-app"] == b"support"
     assert headers["x-hub-signature-256"] == sign(body, b"support-secret").encode()

@@ -5,7 +5,13 @@ import pytest
 
 from infra.core.settings import parse_app_secrets
 from ingest.errors import HandshakeError, SignatureError
-from ingest.verify import partition_key, sign, verify_handshake, verify_signature
+from ingest.verify import (
+    header_digest,
+    partition_key,
+    sign,
+    verify_handshake,
+    verify_signature,
+)
 
 SECRETS = parse_app_secrets("shop=shop-secret,support=support-secret")
 
@@ -62,10 +68,22 @@ def test_handshake() -> None:
         verify_handshake(ok, "")
 
 
-def test_partition_key_is_first_entry_id(payloads: dict[str, bytes]) -> None:
-    assert partition_key(payloads["flow_response.json"]) == b"102290129340398"
-    assert partition_key(b'{"entry": [{"id": "1", "changes": []}, {"id": "2"}]}') == b"1"
-    assert partition_key(b"not json") is None
+def test_the_partition_key_spreads_one_waba_over_every_partition(
+    payloads: dict[str, bytes],
+) -> None:
+    """A WABA sending most deliveries is not one hot partition: the key is the body's digest."""
+    from infra.control.loadgen import Generator
+    from infra.core.topics import partition_for
+
+    gen = Generator(seed=1, wabas=1, run="hot")  # every delivery from one WABA
+    keys = [partition_key(header_digest(sign(gen.delivery(i).body, b"s"))) for i in range(600)]
+    counts = [0] * 6
+    for key in keys:
+        counts[partition_for(key, 6)] += 1
+    assert min(counts) > 600 / 6 * 0.7, counts
+    body = payloads["flow_response.json"]
+    again = partition_key(header_digest(sign(body, b"s")))
+    assert again == partition_key(header_digest(sign(body, b"s")))  # a redelivery: same key
 
 
 def test_signature_and_token_comparisons_are_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:

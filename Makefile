@@ -37,10 +37,12 @@ unit: install
 integration: install
 	$(BIN)/pytest -q -m integration
 
-# Per-stage benchmarks, each beside its bare baseline in the same run, then the stepped
+# Per-stage benchmarks, each beside its bare baseline in the same run; the ingress beside the
+# compiled gateway (../shared/peers/gopeer) and the previous release; then the stepped
 # end-to-end run with its profile and 10-minute memory run (docs/benchmarks.md). About an hour.
 bench: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.ingress --seconds 10 --runs 3 --tls
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.peer --seconds 10 --runs 3
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.streams --runs 3 --deliveries 30000 \
 		--profile tests/benchmarks/results/streams-profile.txt
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.sink --runs 3 --deliveries 40000

@@ -1,0 +1,3 @@
+module waflow/goload
+
+go 1.22

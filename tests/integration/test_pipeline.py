@@ -205,6 +205,17 @@ def flattened(kind: Kind, record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+async def test_the_schemas_topic_holds_every_writer_schema(stack: Settings) -> None:
+    """Filled by the stream stage before its first record; read back as `waflow schemas` does."""
+    from infra.core import schemas_topic
+    from schemas.codec import codec
+
+    published = await schemas_topic.read(stack)
+    assert {p["fingerprint"] for p in published} == {v.fingerprint.hex() for v in codec().versions}
+    current = {p["name"]: p["version"] for p in published if p["version"] == 2}
+    assert set(current) >= {"io.waflow.FlowResponse", "io.waflow.DeadLetter"}
+
+
 async def test_independent_consumers_read_what_clickhouse_holds(stack: Settings) -> None:
     """A Java consumer (Apache Avro) and a Python one (fastavro), importing nothing of waflow,
     read every typed topic with the schemas from the schemas topic; every field of every record

@@ -98,7 +98,7 @@ async def test_two_workers_split_partitions_and_restart_resumes(
         a.start()
         await produce_raw(settings, second)
         every = expected_outputs(first + second)
-        seen = await read_typed(kafka_bootstrap, typed_topics, len(every), 120)
+        seen = await read_typed(kafka_bootstrap, typed_topics, len(every), 300)
         assert sorted(d for d, _ in seen) == sorted(every)  # no loss, no re-read duplicates
         assert raw_consumed(settings.streams_port, t.raw) == len(second)
         await claims_beside_their_items(settings, len(every))

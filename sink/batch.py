@@ -52,6 +52,7 @@ def cut(records: Sequence[Consumed], now: datetime, in_engine: bool = False) -> 
     engine: dict[tuple[str, bytes], list[Consumed]] = defaultdict(list)
     python: dict[str, list[Consumed]] = defaultdict(list)
     rows: dict[str, list[tuple[str, list[Any]]]] = defaultdict(list)
+    origins: dict[str, list[Consumed]] = defaultdict(list)
     dead = TABLES["DeadLetter"]
     decode = codec().decode
     for rec in records:
@@ -71,6 +72,7 @@ def cut(records: Sequence[Consumed], now: datetime, in_engine: bool = False) -> 
             table, key = dead, row[0]
             out.dead_reasons[reason] = out.dead_reasons.get(reason, 0) + 1
         rows[table.name].append((key, row))
+        origins[table.name].append(rec)
         python[table.name].append(rec)
     for (name, writer), group in engine.items():
         table = TABLES[name]
@@ -89,7 +91,7 @@ def cut(records: Sequence[Consumed], now: datetime, in_engine: bool = False) -> 
     by_name = {t.name: t for t in TABLES.values()}
     for name, table_rows in rows.items():
         table = by_name[name]
-        rows_once = dedup_in_order(table_rows)
+        rows_once, firsts = dedup_in_order(table_rows, origins[name])
         window: tuple[datetime, datetime] | None = None
         if table.time_column is not None:
             at = table.columns.index(table.time_column)
@@ -97,6 +99,9 @@ def cut(records: Sequence[Consumed], now: datetime, in_engine: bool = False) -> 
             window = (min(times), max(times))
         token = span_token(python[name])
         out.batches.append(
-            Batch(name, table.id_column, table.columns, rows_once, token, table.time_column, window)
-        )
+            Batch(
+                name, table.id_column, table.columns, rows_once, token, table.time_column, window,
+                origins=firsts,
+            )
+        )  # fmt: skip
     return out

@@ -159,6 +159,7 @@ class SinkLoop:
         self.metrics.insert_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_rows.observe(batch.size)
         self.metrics.engine_refused.inc(loaded.refused)
+        self.metrics.lost.inc(loaded.lost)
         self._count_dead(loaded.dead)
         for table, size in loaded.sizes.items():
             self.metrics.rows.labels(table).inc(loaded.inserted[table])

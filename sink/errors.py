@@ -14,7 +14,14 @@ class RowError(SinkError):
 
 
 class WriteError(SinkError):
-    """ClickHouse did not take a batch (down, TOO_MANY_PARTS, ...): retry, never skip."""
+    """ClickHouse did not take a batch. Transient (down, TOO_MANY_PARTS, out of memory, a
+    migration pending): retry, never skip. `permanent` when the data itself was refused (a
+    value the column cannot hold): retrying cannot help, so the batch is split down to the
+    rows at fault, which become dead letters."""
+
+    def __init__(self, detail: str, permanent: bool = False) -> None:
+        super().__init__(detail)
+        self.permanent = permanent
 
 
 class EngineRefused(SinkError):

@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sink.batch import Cut, cut
-from sink.errors import EngineRefused
+from sink.errors import EngineRefused, WriteError
+from sink.rows import TABLES, sink_dead_letter
 from sink.writer import Batch, BatchWriter, Consumed
+
+DEAD = TABLES["DeadLetter"]
 
 log = logging.getLogger("waflow.sink")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Loaded:
     """What one batch's write did: rows new per table, rows in the batch per table, dead
     letters by reason found while writing, and whether the engine refused the batch."""
@@ -30,6 +33,8 @@ class Loaded:
     sizes: Counter[str] = field(default_factory=Counter)
     dead: Counter[str] = field(default_factory=Counter)
     refused: bool = False
+    # Dead letters ClickHouse refused too: logged whole and counted, the one thing dropped.
+    lost: int = 0
 
 
 class RowWriter:
@@ -43,10 +48,12 @@ class RowWriter:
 
     async def write(self, batch: Batch, now: datetime) -> Loaded:
         """Make the batch's rows present exactly once. WriteError when ClickHouse did not take
-        it: writing the same batch again is safe (ids already present are skipped)."""
+        it for a reason that may pass (retry: writing the same batch again is safe, ids already
+        present are skipped). Rows it refuses for good become dead letters here, so a bad row
+        never stalls its partition."""
+        loaded = Loaded()
         try:
-            inserted = await self.writer.write(batch)
-            return Loaded(Counter({batch.table: inserted}), Counter({batch.table: batch.size}))
+            await self._put(batch, now, loaded)
         except EngineRefused as exc:
             assert batch.avro is not None
             log.warning(
@@ -56,6 +63,46 @@ class RowWriter:
             slow = cut(batch.avro.records, now)
             loaded = Loaded(dead=Counter(slow.dead_reasons), refused=True)
             for one in slow.batches:
-                loaded.inserted[one.table] += await self.writer.write(one)
-                loaded.sizes[one.table] += one.size
-            return loaded
+                await self._put(one, now, loaded)
+        return loaded
+
+    async def _put(self, batch: Batch, now: datetime, loaded: Loaded) -> None:
+        """Write one batch; on a permanent refusal, each half on its own, down to the rows at
+        fault, which become dead letters (reason `rejected`)."""
+        try:
+            loaded.inserted[batch.table] += await self.writer.write(batch)
+            loaded.sizes[batch.table] += batch.size
+            return
+        except WriteError as exc:
+            if not exc.permanent or batch.avro is not None:
+                raise
+            if len(batch.rows) > 1:
+                for half in batch.halves():
+                    await self._put(half, now, loaded)
+                return
+            if batch.table == DEAD.name or not batch.origins:
+                loaded.lost += len(batch.rows)
+                log.critical(
+                    "ClickHouse refused a dead letter; dropped and counted",
+                    extra={"table": batch.table, "row": repr(batch.rows)[:2000], "error": str(exc)},
+                )
+                return
+            dead = self._rejected(batch, exc, now)
+        loaded.dead["rejected"] += 1
+        await self._put(dead, now, loaded)
+
+    @staticmethod
+    def _rejected(batch: Batch, exc: WriteError, now: datetime) -> Batch:
+        """The dead letter of the one row of `batch` ClickHouse refused for good."""
+        [origin] = batch.origins
+        [(key, _row)] = batch.rows
+        payload = origin.value
+        error = f"{batch.table} refused {key}: {exc}"
+        line = sink_dead_letter(
+            origin.topic, origin.partition, origin.offset, "rejected", error, payload, now
+        )
+        log.warning("row refused for good, dead-lettered", extra={"table": batch.table, "id": key})
+        return Batch(
+            DEAD.name, DEAD.id_column, DEAD.columns, [(line[0], line)], f"{batch.token}:rejected",
+            origins=[origin],
+        )  # fmt: skip

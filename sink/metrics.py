@@ -30,6 +30,11 @@ class SinkMetrics:
         self.dead_letters = Counter(
             "waflow_sink_dead_letters", "Records the sink could not load", ["reason"], registry=r
         )
+        self.lost = Counter(
+            "waflow_sink_dead_letters_lost",
+            "Dead letters ClickHouse refused too: logged whole, then dropped",
+            registry=r,
+        )
         self.write_failures = Counter(
             "waflow_sink_write_failures", "Failed batch writes", registry=r
         )

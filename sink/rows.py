@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from schemas.catalog import DLQ, KINDS, Column, Kind, columns
 from sink.errors import RowError
@@ -14,6 +14,7 @@ from sink.errors import RowError
 TIME_MIN = datetime(1900, 1, 2, tzinfo=UTC)
 TIME_MAX = datetime(2299, 12, 30, tzinfo=UTC)
 _UINT32 = 2**32
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -106,12 +107,15 @@ def sink_dead_letter(
     return TABLES[DLQ.schema].row(record)
 
 
-def dedup_in_order(rows: Sequence[tuple[str, list[Any]]]) -> list[tuple[str, list[Any]]]:
-    """Keep the first row of each id within a batch."""
+def dedup_in_order(
+    rows: Sequence[tuple[str, list[Any]]], origins: Sequence[T]
+) -> tuple[list[tuple[str, list[Any]]], list[T]]:
+    """Keep the first row of each id within a batch, with where it came from."""
     seen: set[str] = set()
-    out = []
-    for key, row in rows:
+    out, kept = [], []
+    for (key, row), origin in zip(rows, origins, strict=True):
         if key not in seen:
             seen.add(key)
             out.append((key, row))
-    return out
+            kept.append(origin)
+    return out, kept

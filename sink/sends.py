@@ -54,17 +54,21 @@ def send_row(value: bytes) -> tuple[str, list[Any]]:
 def cut_sends(records: Sequence[Consumed], now: datetime) -> Cut:
     """One batch of flow_sends rows and one of dead letters (either may be absent)."""
     rows: dict[str, list[Any]] = {}
+    origins: dict[str, Consumed] = {}
     dead: list[tuple[str, list[Any]]] = []
+    dead_origins: list[Consumed] = []
     reasons: dict[str, int] = {}
     for rec in records:
         try:
             send_id, row = send_row(rec.value)
             rows.setdefault(send_id, row)
+            origins.setdefault(send_id, rec)
         except RowError as exc:
             line = sink_dead_letter(
                 rec.topic, rec.partition, rec.offset, exc.reason, str(exc), rec.value, now
             )
             dead.append((line[0], line))
+            dead_origins.append(rec)
             reasons[exc.reason] = reasons.get(exc.reason, 0) + 1
     token = span_token(records, "sends:")
     out = Cut(dead_reasons=reasons)
@@ -73,7 +77,7 @@ def cut_sends(records: Sequence[Consumed], now: datetime) -> Cut:
         out.batches.append(
             Batch(
                 SENDS_TABLE, "send_id", COLUMNS, list(rows.items()), token, "sent_at",
-                (min(times), max(times)),
+                (min(times), max(times)), origins=list(origins.values()),
             )
         )  # fmt: skip
     if dead:

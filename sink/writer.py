@@ -7,10 +7,11 @@ thread: the event loop never blocks, and calls never overlap.
 from __future__ import annotations
 
 import asyncio
+import re
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -54,10 +55,28 @@ class Batch:
     time_column: str | None = None
     time_range: tuple[datetime, datetime] | None = None
     avro: AvroRows | None = None
+    # Where each row came from (aligned with `rows`), so a row ClickHouse refuses for good
+    # becomes a dead letter that names its record.
+    origins: Sequence[Consumed] = field(default=(), repr=False)
 
     @property
     def size(self) -> int:
         return len(self.avro.records) if self.avro else len(self.rows)
+
+    def halves(self) -> tuple[Batch, Batch]:
+        """The rows split in two, each half with a token of its own (the halves are other
+        inserts than the whole, for ClickHouse's insert deduplication)."""
+        mid = len(self.rows) // 2
+        first, second = (
+            replace(
+                self,
+                rows=self.rows[a:b],
+                origins=self.origins[a:b],
+                token=f"{self.token}/{a}-{b}",
+            )
+            for a, b in ((0, mid), (mid, len(self.rows)))
+        )
+        return first, second
 
 
 class BatchWriter(Protocol):
@@ -136,6 +155,24 @@ class Engine:
         self.client.close()
 
 
+# ClickHouse error codes that mean "this data, never": parse and conversion failures, values
+# out of a type's range, our own row checks (throwIf). Anything else (network, TOO_MANY_PARTS,
+# memory, timeouts, a table or column a pending migration adds) is worth a retry.
+PERMANENT_CODES = frozenset({6, 26, 27, 38, 41, 43, 53, 69, 70, 72, 117, 131, 321, 395})
+_CODE = re.compile(r"Code: (\d+)")
+
+
+def refused_for_good(exc: BaseException) -> bool:
+    """Whether ClickHouse (or the driver, converting a value for its column) refused the data
+    itself, so that writing it again can never succeed."""
+    from clickhouse_connect.driver.exceptions import DataError
+
+    if isinstance(exc, DataError | TypeError | ValueError | OverflowError | AttributeError):
+        return True  # the driver could not turn a value into its column's type
+    found = _CODE.search(str(exc))
+    return found is not None and int(found.group(1)) in PERMANENT_CODES
+
+
 class ClickHouseWriter:
     """Writes each id once. Ids already present are looked up within the batch's range of the
     table's time column, widened by `copies_within` each way: a copy of an item (a redelivery,
@@ -151,8 +188,9 @@ class ClickHouseWriter:
             return await self.engine.call(lambda: self._load(batch))
         try:
             return await self.engine.call(lambda: self._write(batch))
-        except Exception as exc:  # the driver and chDB raise many kinds: all mean "retry"
-            raise WriteError(f"insert into {batch.table} failed: {exc}") from exc
+        except Exception as exc:  # the driver and chDB raise many kinds
+            message = f"insert into {batch.table} failed: {exc}"
+            raise WriteError(message, refused_for_good(exc)) from exc
 
     def _load(self, batch: Batch) -> int:
         """One statement decodes, checks, dedups and inserts; any failure hands the batch to

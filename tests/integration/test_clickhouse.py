@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import orjson
+from clickhouse_connect.driver.client import Client
 
 from infra.control.loadgen import Generator
 from infra.core.clickhouse import connect, ddl, migrate
 from schemas import codec
 from sink.batch import Consumed, cut
+from sink.load import RowWriter
 from sink.rows import TABLES
 from sink.writer import ClickHouseWriter, Engine
 from streams.normalize import normalize
@@ -140,3 +143,30 @@ def test_every_catalog_column_is_a_column_of_its_table(chdb_url: str) -> None:
         have = {row[0] for row in client.query(f"DESCRIBE TABLE waflow.{kind.table}").result_rows}
         wanted = {c.name for c in columns(kind.schema)}
         assert wanted <= have, (kind.table, wanted - have)
+
+
+async def test_a_row_the_engine_refuses_for_good_is_a_dead_letter_not_a_stall(
+    chdb_client: Client, payloads: dict[str, bytes]
+) -> None:
+    """A value its column cannot hold (here a response time that is no time) is refused by
+    the real engine for good: the batch is split down to it, it becomes a dead letter naming
+    its record, and every other row loads. Retrying it would stall the partition forever."""
+    migrate(chdb_client, "waflow")
+    engine = Engine(chdb_client, "waflow")
+    gen = Generator(seed=12, wabas=2, run="refuse")
+    bodies = [gen.delivery(1_700_000_000 + i, max_items=1).body for i in range(40)]
+    records = [
+        r for r in consumed("typed", 0, bodies) if r.value[:10] == codec().headers["FlowResponse"]
+    ]
+    [batch] = [b for b in cut(records, NOW).batches if b.table == "flow_responses"]
+    at = batch.columns.index("responded_at")
+    bad_key, bad_row = batch.rows[3]
+    rows = list(batch.rows)
+    rows[3] = (bad_key, [*bad_row[:at], "no time", *bad_row[at + 1 :]])
+    loaded = await RowWriter(ClickHouseWriter(engine)).write(
+        dataclasses.replace(batch, rows=rows), NOW
+    )
+    assert loaded.dead == {"rejected": 1}
+    assert loaded.inserted["flow_responses"] == len(rows) - 1
+    _, dead = await engine.select("SELECT reason, source_offset, error FROM waflow.dead_letters")
+    assert dead[0][:2] == ["rejected", batch.origins[3].offset] and bad_key in dead[0][2]

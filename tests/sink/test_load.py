@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from schemas import codec
 from sink.batch import Consumed
-from sink.errors import EngineRefused
+from sink.errors import EngineRefused, WriteError
 from sink.load import RowWriter
 from sink.writer import Batch
 from streams.normalize import normalize
@@ -56,3 +58,57 @@ async def test_without_the_engine_rows_are_decoded_here(payloads: dict[str, byte
     assert batch.avro is None
     loaded = await rows.write(batch, NOW)
     assert (loaded.refused, loaded.inserted) == (False, {"flow_responses": 1})
+
+
+class RefusesBadRows:
+    """A BatchWriter fake: refuses for good any batch holding a row whose id starts with
+    "bad", and records what it wrote."""
+
+    def __init__(self, transient: bool = False) -> None:
+        self.written: list[tuple[str, str]] = []
+        self.transient = transient
+
+    async def write(self, batch: Batch) -> int:
+        keys = [key for key, _ in batch.rows]
+        if any(key.startswith("bad") for key in keys) or (
+            batch.table == "dead_letters" and self.transient
+        ):
+            raise WriteError("Code: 53. DB::Exception: Type mismatch", permanent=not self.transient)
+        self.written += [(batch.table, key) for key in keys]
+        return len(keys)
+
+
+def rows_batch(keys: list[str]) -> Batch:
+    origins = [Consumed("typed", 0, i, f"value-{k}".encode()) for i, k in enumerate(keys)]
+    rows = [(k, [k]) for k in keys]
+    return Batch("flow_responses", "message_id", ("message_id",), rows, "t:0:0-9", origins=origins)
+
+
+async def test_a_row_refused_for_good_is_a_dead_letter_and_its_neighbours_load() -> None:
+    writer = RefusesBadRows()
+    keys = [f"m{i}" for i in range(9)]
+    keys[5] = "bad-5"
+    loaded = await RowWriter(writer).write(rows_batch(keys), NOW)
+    assert loaded.dead == {"rejected": 1}
+    assert loaded.inserted == {"flow_responses": 8, "dead_letters": 1}
+    assert sorted(k for t, k in writer.written if t == "flow_responses") == sorted(
+        k for k in keys if k != "bad-5"
+    )
+    [(_, dead_id)] = [w for w in writer.written if w[0] == "dead_letters"]
+    assert dead_id == "typed/0/5/sink"  # names the record the row came from
+
+
+async def test_a_transient_refusal_is_retried_by_the_caller_not_split() -> None:
+    with pytest.raises(WriteError):
+        await RowWriter(RefusesBadRows(transient=True)).write(rows_batch(["a", "bad"]), NOW)
+
+
+async def test_a_refused_dead_letter_is_counted_as_lost_never_a_stall() -> None:
+    class Refuses(RefusesBadRows):
+        async def write(self, batch: Batch) -> int:
+            if batch.table == "dead_letters":
+                raise WriteError("Code: 53. DB::Exception: no", permanent=True)
+            return await super().write(batch)
+
+    loaded = await RowWriter(Refuses()).write(rows_batch(["a", "bad"]), NOW)
+    assert (loaded.lost, loaded.inserted["flow_responses"]) == (1, 1)

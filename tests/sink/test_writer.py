@@ -29,3 +29,18 @@ async def test_a_server_refuses_avro_batches_so_python_decodes_them(
             await ClickHouseWriter(engine).write(batch)
     finally:
         engine._thread.shutdown()
+
+
+def test_only_refusals_of_the_data_are_permanent() -> None:
+    from sink.writer import refused_for_good
+
+    assert refused_for_good(RuntimeError("Code: 53. DB::Exception: Type mismatch"))
+    assert refused_for_good(RuntimeError("Code: 395. waflow: a row fails the sink checks"))
+    assert refused_for_good(TypeError("cannot convert"))  # the driver, converting a value
+    for passing in (
+        "Code: 252. DB::Exception: Too many parts",
+        "Code: 241. DB::Exception: Memory limit exceeded",
+        "Code: 60. DB::Exception: Unknown table",  # a migration not applied yet
+        "Connection refused",
+    ):
+        assert not refused_for_good(RuntimeError(passing)), passing

@@ -53,6 +53,10 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         web_port=settings.admin_port_of("streams"),
         web_host=settings.admin_host,
         broker_commit_interval=1.0,
+        # Faust's 60 s default kept a killed worker's partitions idle for a minute after its
+        # restart; heartbeats run on Faust's consumer thread, so agents' work never delays them.
+        broker_session_timeout=settings.streams_session_timeout_s,
+        broker_heartbeat_interval=3.0,
         **kafka.faust_producer(),
         producer_linger_ms=5,
         # Outputs go as whole batches (streams/produce.py); 16 KB ones held a dozen items.

@@ -188,6 +188,9 @@ class Settings:
     admin_port: int | None = None
     ingest_admin_port: int = 8083
     sink_stall_s: float = 120.0
+    # How long the stream worker's group waits for a member that stopped heartbeating (a
+    # worker killed hard) before giving its partitions to another: the restart-to-output time.
+    streams_session_timeout_s: float = 10.0
     dlq_payload_bytes: int = 64 * 1024
     data_dir: Path = Path(".waflow")
     max_body_bytes: int = 4 * 1024 * 1024
@@ -298,6 +301,7 @@ class Settings:
             admin_port=_int(env, "WAFLOW_ADMIN_PORT", 0) or None,
             ingest_admin_port=_int(env, "WAFLOW_INGEST_ADMIN_PORT", 8083),
             sink_stall_s=_float(env, "WAFLOW_SINK_STALL_SECONDS", 120.0),
+            streams_session_timeout_s=_float(env, "WAFLOW_STREAMS_SESSION_TIMEOUT_S", 10.0),
             dlq_payload_bytes=_int(env, "WAFLOW_DLQ_PAYLOAD_BYTES", 64 * 1024),
             data_dir=data_dir,
             max_body_bytes=_int(env, "WAFLOW_MAX_BODY_BYTES", 4 * 1024 * 1024),
@@ -395,6 +399,11 @@ class Settings:
         ):
             if seconds <= 0:
                 raise SettingsError(f"{name} must be > 0 seconds")
+        if not 6 <= self.streams_session_timeout_s <= 300:
+            raise SettingsError(
+                "WAFLOW_STREAMS_SESSION_TIMEOUT_S must be 6 to 300 seconds (default 10): it "
+                "must exceed two heartbeats (3 s each) and stay within the broker's limits"
+            )
         if not 1024 <= self.dlq_payload_bytes <= 512 * 1024:
             raise SettingsError(
                 "WAFLOW_DLQ_PAYLOAD_BYTES must be 1024 to 524288 (default 65536): a dead "

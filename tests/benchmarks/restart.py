@@ -1,0 +1,76 @@
+"""Restart-to-output time of the stream worker: stopped (SIGTERM) or killed (SIGKILL), then
+started again at once; the time from the restart until new deliveries' outputs are on the
+typed topics. Each fault with Faust's default session timeout (60 s) and with waflow's
+(WAFLOW_STREAMS_SESSION_TIMEOUT_S, 10 s), in the same run, on one local broker.
+
+    python -m tests.benchmarks.restart [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from infra.control.loadgen import Generator
+from infra.core import broker
+from tests.conftest import ROOT, free_base_port
+from tests.integration.stages import Stage, read_typed, stream_stack
+from tests.integration.test_streams_crash import expected_outputs, produce_raw
+
+
+async def once(bootstrap: str, work: Path, timeout_s: float, fault: str) -> float:
+    env, settings, typed = await stream_stack(
+        bootstrap, work, WAFLOW_STREAMS_SESSION_TIMEOUT_S=str(timeout_s)
+    )
+    gen = Generator(seed=5, wabas=20, run=uuid.uuid4().hex[:6])
+    first = [gen.delivery(int(time.time()), max_items=10).body for _ in range(100)]
+    later = [gen.delivery(int(time.time()), max_items=10).body for _ in range(20)]
+    worker = Stage("streams", env, work / "streams.log").start()
+    try:
+        await produce_raw(settings, first)
+        await read_typed(bootstrap, typed, len(expected_outputs(first)), 120, quiet_polls=1)
+        worker.kill() if fault == "kill" else worker.stop()
+        worker.start()
+        restarted = time.monotonic()
+        await produce_raw(settings, later)
+        every = len(expected_outputs(first + later))
+        seen = await read_typed(bootstrap, typed, every, 300, quiet_polls=1)
+        if len({d for d, _ in seen}) < every:
+            raise RuntimeError(f"outputs missing after the restart ({fault}, {timeout_s} s)")
+        return time.monotonic() - restarted
+    finally:
+        worker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default="tests/benchmarks/results/restart.json")
+    args = parser.parse_args()
+    data = Path(tempfile.mkdtemp(prefix="waflow-restart-"))
+    base = free_base_port()
+    bootstrap = broker.start(data, base_port=base, jars_dir=ROOT / ".waflow")
+    results: dict[str, list[float]] = {}
+    try:
+        for _ in range(args.repeats):
+            for timeout_s in (60.0, 10.0):
+                for fault in ("term", "kill"):
+                    work = Path(tempfile.mkdtemp(prefix="restart-", dir=data))
+                    seconds = asyncio.run(once(bootstrap, work, timeout_s, fault))
+                    results.setdefault(f"{fault}, session {timeout_s:g} s", []).append(seconds)
+                    print(fault, timeout_s, round(seconds, 1), flush=True)
+    finally:
+        broker.stop(data, base_port=base)
+    summary = {k: {"median_s": statistics.median(v), "runs_s": v} for k, v in results.items()}
+    Path(args.out).write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

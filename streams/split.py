@@ -44,12 +44,10 @@ def split_messages(
 
 
 def is_flow_response(message: dict[str, Any]) -> bool:
+    """`interactive.type == "nfm_reply"`: the message's own `type` is not required, since an
+    nfm_reply says what it is whatever the field beside it says."""
     interactive = message.get("interactive")
-    return (
-        message.get("type") == "interactive"
-        and isinstance(interactive, dict)
-        and interactive.get("type") == "nfm_reply"
-    )
+    return isinstance(interactive, dict) and interactive.get("type") == "nfm_reply"
 
 
 def flow_response(
@@ -67,12 +65,17 @@ def flow_response(
     if not isinstance(reply, dict):
         raise PayloadError("bad_flow_response", "interactive.nfm_reply is not an object")
     response_json = reply.get("response_json")
-    if not isinstance(response_json, str):
+    if isinstance(response_json, dict):  # sent as an object, not as JSON text: keep it so
+        response, response_json = response_json, orjson.dumps(response_json).decode()
+    elif not isinstance(response_json, str):
         raise PayloadError("bad_response_json", "nfm_reply.response_json is not a string")
-    try:
-        response = orjson.loads(response_json)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadError("bad_response_json", f"response_json does not decode: {exc}") from exc
+    else:
+        try:
+            response = orjson.loads(response_json)
+        except orjson.JSONDecodeError as exc:
+            raise PayloadError(
+                "bad_response_json", f"response_json does not decode: {exc}"
+            ) from exc
     if not isinstance(response, dict):
         raise PayloadError("bad_response_json", "response_json is not a JSON object")
     responded_ms = as_seconds_ms(message.get("timestamp"))

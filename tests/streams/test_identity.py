@@ -105,3 +105,17 @@ def test_every_record_and_dead_letter_carries_the_app(payloads: dict[str, bytes]
     assert all(o.record["app"] == "shop" for o in outs)
     unlabelled = normalize(payloads["flow_response.json"], dataclasses.replace(META, app=""))
     assert unlabelled[0].record["app"] is None
+
+
+def test_an_nfm_reply_without_the_message_type_or_with_an_object_is_a_response(
+    payloads: dict[str, bytes],
+) -> None:
+    doc = orjson.loads(payloads["flow_response.json"])
+    message = doc["entry"][0]["changes"][0]["value"]["messages"][0]
+    del message["type"]
+    reply = message["interactive"]["nfm_reply"]
+    reply["response_json"] = {"flow_token": "t", "rating": 5}
+    [out] = normalize(orjson.dumps(doc), META)
+    assert out.kind == RESPONSES
+    assert out.record["response"] == {"flow_token": "t", "rating": "5"}
+    assert orjson.loads(out.record["response_json"]) == {"flow_token": "t", "rating": 5}

@@ -49,11 +49,12 @@ class Delivery:
 
 
 class Generator:
-    def __init__(self, seed: int = 1, wabas: int = 50, run: str = "r") -> None:
+    def __init__(self, seed: int = 1, wabas: int = 50, run: str = "r", hot: float = 0.0) -> None:
         self.rng = random.Random(seed)  # noqa: S311 - test data, not secrets
         self.wabas = [str(100000000000000 + i) for i in range(wabas)]
         self.counter = itertools.count()
         self.run = run
+        self.hot = hot  # the share of deliveries from the first WABA (a dominant tenant)
 
     def delivery(self, now_s: int, max_items: int = 100) -> Delivery:
         """Mostly one item; one delivery in ten carries 2..max_items items."""
@@ -61,8 +62,9 @@ class Generator:
         entries: list[dict[str, Any]] = []
         responses: list[str] = []
         events = others = 0
+        hot = bool(self.hot) and self.rng.random() < self.hot  # no draw without a hot tenant
         for _ in range(n):
-            waba = self.rng.choice(self.wabas)
+            waba = self.wabas[0] if hot else self.rng.choice(self.wabas)
             roll = self.rng.random()
             if roll < 0.6:
                 change, message_id = self.flow_response(now_s)

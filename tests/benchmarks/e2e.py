@@ -111,7 +111,9 @@ class Stack:
         return done.stdout
 
 
-def step(stack: Stack, rate: float, seconds: float, seed: int, screen: Path | None) -> dict:
+def step(
+    stack: Stack, rate: float, seconds: float, seed: int, screen: Path | None, hot: float = 0.0
+) -> dict:
     pids = stack.pids()
     cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
     out = stack.work / f"load-{rate}-{seed}.jsonl"
@@ -119,7 +121,7 @@ def step(stack: Stack, rate: float, seconds: float, seed: int, screen: Path | No
     load = subprocess.Popen(
         [sys.executable, "-m", "tests.benchmarks.e2eload", "--port", str(stack.settings.http_port),
          "--rate", str(rate), "--seconds", str(seconds), "--seed", str(seed), "--out", str(out),
-         "--started", str(started)],
+         "--started", str(started), "--hot", str(hot)],
     )  # fmt: skip
     if screen is not None:
         while not started.exists() and load.poll() is None:

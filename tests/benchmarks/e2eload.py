@@ -27,9 +27,12 @@ from tests.conftest import SECRETS
 SECRET = SECRETS.split(",")[0].split("=")[1].encode()
 
 
-def bodies(rate: float, seconds: float, seed: int, secret: bytes) -> list[tuple[bytes, int]]:
-    """(HTTP request bytes, items) for every delivery of the step, in send order."""
-    gen = Generator(seed=seed, wabas=200, run=uuid.uuid4().hex[:8])
+def bodies(
+    rate: float, seconds: float, seed: int, secret: bytes, hot: float = 0.0
+) -> list[tuple[bytes, int]]:
+    """(HTTP request bytes, items) for every delivery of the step, in send order; `hot` of
+    them from one WABA (a dominant tenant)."""
+    gen = Generator(seed=seed, wabas=200, run=uuid.uuid4().hex[:8], hot=hot)
     out = []
     for _ in range(int(rate * seconds)):
         d = gen.delivery(int(time.time()), max_items=100)
@@ -68,8 +71,9 @@ async def run(
     connections: int,
     started_file: str = "",
     secret: bytes = SECRET,
+    hot: float = 0.0,
 ) -> list:
-    jobs = bodies(rate, seconds, seed, secret)
+    jobs = bodies(rate, seconds, seed, secret, hot)
     queue: asyncio.Queue[tuple[bytes, int, float] | None] = asyncio.Queue()
     out: list = []
     workers = [asyncio.create_task(connection(port, queue, out)) for _ in range(connections)]
@@ -96,10 +100,14 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=128)
     parser.add_argument("--out", required=True)
     parser.add_argument("--started", default="", help="a file created when the clock starts")
+    parser.add_argument("--hot", type=float, default=0.0, help="share of one WABA's deliveries")
     args = parser.parse_args()
     answers = asyncio.run(
-        run(args.port, args.rate, args.seconds, args.seed, args.connections, args.started)
-    )
+        run(
+            args.port, args.rate, args.seconds, args.seed, args.connections, args.started,
+            hot=args.hot,
+        )
+    )  # fmt: skip
     with open(args.out, "wb") as f:
         for answer in answers:
             f.write(orjson.dumps(answer) + b"\n")

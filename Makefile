@@ -43,6 +43,9 @@ integration: install
 bench: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.ingress --seconds 10 --runs 3 --tls
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.peer --seconds 10 --runs 3
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.tenant --runs 3
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.capacity
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.restart --repeats 3
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.streams --runs 3 --deliveries 30000 \
 		--profile tests/benchmarks/results/streams-profile.txt
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.sink --runs 3 --deliveries 40000

@@ -1,0 +1,42 @@
+"""Memory from a cold start: a fresh stack (new broker data, new engine, new RocksDB) under
+steady load for `--minutes`, each stage's RSS sampled every 10 s; growth from the second minute
+to the last (tests/benchmarks/e2e.py `memory`).
+
+    python -m tests.benchmarks.memory [--rate 250] [--minutes 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from infra.core import broker
+from tests.benchmarks.e2e import Stack, memory
+from tests.conftest import ROOT, free_base_port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=250, help="deliveries/s: half the knee")
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--out", default="tests/benchmarks/results/memory-cold.json")
+    args = parser.parse_args()
+    data = Path(tempfile.mkdtemp(prefix="waflow-memory-"))
+    base = free_base_port()
+    bootstrap = broker.start(data, base_port=base, jars_dir=ROOT / ".waflow")
+    (data / "stack").mkdir()
+    stack = Stack(bootstrap, data / "stack")
+    try:
+        stack.start()
+        result = memory(stack, args.rate, args.minutes)
+    finally:
+        stack.stop()
+        broker.stop(data, base_port=base)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

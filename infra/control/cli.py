@@ -522,41 +522,26 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> None:
     gen = Generator(seed=int(time.time()), wabas=5, run=f"demo{int(time.time())}")
     items = 0
     with httpx.Client(timeout=30) as client:
+
+        def post(body: bytes) -> None:
+            headers = {
+                "content-type": "application/json",
+                "x-hub-signature-256": sign(body, secret),
+            }
+            client.post(url, content=body, headers=headers).raise_for_status()
+
         for _ in range(args.deliveries):
             d = gen.delivery(int(time.time()), max_items=10)
-            r = client.post(
-                url,
-                content=d.body,
-                headers={
-                    "content-type": "application/json",
-                    "x-hub-signature-256": sign(d.body, secret),
-                },
-            )
-            r.raise_for_status()
+            post(d.body)
             items += d.items
         for sample in sorted((Path(__file__).parent.parent / "samples").glob("*.json")):
-            body = sample.read_bytes()
-            client.post(
-                url,
-                content=body,
-                headers={
-                    "content-type": "application/json",
-                    "x-hub-signature-256": sign(body, secret),
-                },
-            ).raise_for_status()
+            post(sample.read_bytes())
         # A day of flow sends (to the sends topic, as a business would write them) and what
         # followed: statuses and responses, for the funnel and the per-flow views.
         day = funnel(gen, ("flow.signup", "flow.survey", "flow.booking"), args.sends, _today())
         asyncio.run(_send_all(settings, settings.topics.sends, day.sends))
         for body in day.bodies:
-            client.post(
-                url,
-                content=body,
-                headers={
-                    "content-type": "application/json",
-                    "x-hub-signature-256": sign(body, secret),
-                },
-            ).raise_for_status()
+            post(body)
     print(
         f"posted {args.deliveries} generated deliveries ({items} items), the documented samples "
         f"and a day of {args.sends} flow sends with their statuses and responses to {url}; "

@@ -15,16 +15,14 @@ import argparse
 import json
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import orjson
 
 from infra.core import broker
-from tests.benchmarks.e2e import Stack
+from tests.benchmarks.local import local_stack
 from tests.benchmarks.proc import cpu_seconds
-from tests.conftest import ROOT, free_base_port
 
 TABLES = ("flow_responses", "flow_events", "webhook_changes", "dead_letters", "message_statuses")
 
@@ -48,13 +46,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--out", default="tests/benchmarks/results/capacity.json")
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="waflow-capacity-"))
-    base = free_base_port()
-    bootstrap = broker.start(data, base_port=base, jars_dir=ROOT / ".waflow")
-    (data / "stack").mkdir()
-    stack = Stack(bootstrap, data / "stack")
-    try:
-        stack.start()
+    with local_stack("waflow-capacity-") as (local, stack):
+        data, base = local.data, local.base_port
         pids = stack.pids()
         cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
         out = data / "answers.jsonl"
@@ -81,9 +74,6 @@ def main() -> None:
             for name in (t.raw, t.items, t.responses, t.events, t.other, t.claims_changelog)
         }
         rocksdb = dir_bytes(stack.settings.data_dir / "streams")
-    finally:
-        stack.stop()
-        broker.stop(data, base_port=base)
     result = {
         "rate": args.rate,
         "seconds": args.seconds,

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 from pathlib import Path
 
-from infra.core import broker
-from tests.benchmarks.e2e import Stack, memory
-from tests.conftest import ROOT, free_base_port
+from tests.benchmarks.e2e import memory
+from tests.benchmarks.local import local_stack
 
 
 def main() -> None:
@@ -23,17 +21,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--out", default="tests/benchmarks/results/memory-cold.json")
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="waflow-memory-"))
-    base = free_base_port()
-    bootstrap = broker.start(data, base_port=base, jars_dir=ROOT / ".waflow")
-    (data / "stack").mkdir()
-    stack = Stack(bootstrap, data / "stack")
-    try:
-        stack.start()
+    with local_stack("waflow-memory-") as (_, stack):
         result = memory(stack, args.rate, args.minutes)
-    finally:
-        stack.stop()
-        broker.stop(data, base_port=base)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
 

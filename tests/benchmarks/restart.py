@@ -18,8 +18,7 @@ import uuid
 from pathlib import Path
 
 from infra.control.loadgen import Generator
-from infra.core import broker
-from tests.conftest import ROOT, free_base_port
+from tests.benchmarks.local import local_broker
 from tests.integration.stages import Stage, read_typed, stream_stack
 from tests.integration.test_streams_crash import expected_outputs, produce_raw
 
@@ -53,11 +52,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="tests/benchmarks/results/restart.json")
     args = parser.parse_args()
-    data = Path(tempfile.mkdtemp(prefix="waflow-restart-"))
-    base = free_base_port()
-    bootstrap = broker.start(data, base_port=base, jars_dir=ROOT / ".waflow")
     results: dict[str, list[float]] = {}
-    try:
+    with local_broker("waflow-restart-") as local:
+        bootstrap, data = local.bootstrap, local.data
         for _ in range(args.repeats):
             for timeout_s in (60.0, 10.0):
                 for fault in ("term", "kill"):
@@ -65,8 +62,6 @@ def main() -> None:
                     seconds = asyncio.run(once(bootstrap, work, timeout_s, fault))
                     results.setdefault(f"{fault}, session {timeout_s:g} s", []).append(seconds)
                     print(fault, timeout_s, round(seconds, 1), flush=True)
-    finally:
-        broker.stop(data, base_port=base)
     summary = {k: {"median_s": statistics.median(v), "runs_s": v} for k, v in results.items()}
     Path(args.out).write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

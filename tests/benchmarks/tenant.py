@@ -11,13 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from infra.core import broker
 from tests.benchmarks.e2e import Stack, step, sustainable
-from tests.conftest import ROOT, free_base_port
+from tests.benchmarks.local import local_stack
 
 HOT_WABA = "100000000000000"  # the Generator's first WABA
 
@@ -41,14 +39,8 @@ def main() -> None:
     parser.add_argument("--out", default="tests/benchmarks/results/tenant.json")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
-    data = Path(tempfile.mkdtemp(prefix="waflow-tenant-"))
-    base = free_base_port()
-    bootstrap = broker.start(data, base_port=base, jars_dir=ROOT / ".waflow")
-    (data / "stack").mkdir()
-    stack = Stack(bootstrap, data / "stack")
     results: dict[str, dict[str, list[dict[str, Any]]]] = {"uniform": {}, "hot": {}}
-    try:
-        stack.start()
+    with local_stack("waflow-tenant-") as (_, stack):
         for run in range(args.runs):
             for rate in rates:
                 for mix, hot in (("uniform", 0.0), ("hot", 0.8)):
@@ -59,9 +51,6 @@ def main() -> None:
                     results[mix].setdefault(f"{rate:g}", []).append(m)
                     print(mix, rate, {k: m[k] for k in ("items_per_s", "sustainable",
                           "queryable_p95_s", "others_queryable_p95_s")}, flush=True)  # fmt: skip
-    finally:
-        stack.stop()
-        broker.stop(data, base_port=base)
     summary: dict[str, Any] = {}
     for mix, by_rate in results.items():
         rows = {

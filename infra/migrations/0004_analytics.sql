@@ -35,7 +35,7 @@ PARTITION BY toYYYYMM(received_at)
 ORDER BY (waba_id, message_id, status, change_id)
 SETTINGS non_replicated_deduplication_window = 10000;
 
--- Fires on every insert into webhook_changes. The sink inserts each change id once (and a
+-- Fires on every insert into webhook_changes (its SELECT is repeated by the backfill below). The sink inserts each change id once (and a
 -- retried insert is deduplicated before it reaches this view), so each status lands once.
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.message_statuses_mv TO {db}.message_statuses AS
 SELECT
@@ -242,7 +242,9 @@ LEFT JOIN
 ) AS r ON s.message_id = r.message_id
 GROUP BY day, flow_id;
 
--- Statuses already received, from before this view existed.
+-- Statuses already received, from before this view existed. The SELECT is the view's, word for
+-- word (a materialized view cannot read another view, so it cannot be shared; a test holds the
+-- two equal: tests/infra/test_cluster.py).
 INSERT INTO {db}.message_statuses
 SELECT
     change_id,

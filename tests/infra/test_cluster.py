@@ -109,3 +109,15 @@ def test_retention_statements_change_only_what_differs() -> None:
     ]
     [clustered] = ttl_statements("db", (("webhook_changes", 7),), {}, "main")
     assert clustered.startswith("ALTER TABLE db.webhook_changes_local ON CLUSTER main MODIFY TTL")
+
+
+def test_the_statuses_backfill_selects_what_the_view_selects() -> None:
+    """Migration 0004 writes the statuses SELECT twice (a materialized view cannot read a
+    view); the backfill must load exactly what the view would have."""
+    from infra.core.clickhouse import migrations, statements
+
+    [sql] = [sql for version, _, sql in migrations() if version == 4]
+    parts = statements(sql, "db")
+    [view] = [p for p in parts if p.startswith("CREATE MATERIALIZED VIEW")]
+    [backfill] = [p for p in parts if p.startswith("INSERT INTO db.message_statuses")]
+    assert view.split(" AS\n", 1)[1] == backfill.split("\n", 1)[1]

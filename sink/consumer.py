@@ -107,15 +107,16 @@ class SinkLoop:
     async def _flush(self, records: list[Consumed]) -> None:
         self.waiting_since = time.monotonic()
         now = datetime.now(UTC)
-        sends = self.settings.topics.sends
-        batches = self.rows.cut([r for r in records if r.topic != sends], now)
-        business = [r for r in records if r.topic == sends]
-        if business:  # the business's JSON flow sends (sink/sends.py)
+        typed: list[Consumed] = []
+        business: list[Consumed] = []  # the business's JSON flow sends (sink/sends.py)
+        for rec in records:
+            (business if rec.topic == self.settings.topics.sends else typed).append(rec)
+        batches = self.rows.cut(typed, now)
+        self._count_dead(batches.dead_reasons)
+        if business:
             extra = cut_sends(business, now)
             batches.batches.extend(extra.batches)
-            for reason, count in extra.dead_reasons.items():
-                batches.dead_reasons[reason] = batches.dead_reasons.get(reason, 0) + count
-        self._count_dead(batches.dead_reasons)
+            self._count_dead(extra.dead_reasons)
         for batch in batches.batches:
             if not await self._write(batch, now):
                 return  # stopped while retrying: nothing committed, the next start re-reads

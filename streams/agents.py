@@ -125,6 +125,9 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
     @app.agent(raw)
     async def normalize_raw(stream: Any) -> None:
         async def loop() -> None:
+            # Before any event is taken: an event held while this waits could be acked by
+            # Faust's rebalance unprocessed.
+            await normalize.publish_schemas()
             async for batch in stream.take_events(1000, within=0.05):
                 await normalize.run([message(event) for event in batch])
 

@@ -83,8 +83,6 @@ class NormalizeStep:
     async def run(self, batch: Sequence[Message]) -> None:
         started = time.perf_counter()
         if not self._partitions:  # placement must follow the topic's real count
-            if self.schemas_topic:
-                await self.publish_schemas()
             self._partitions = await self.item_partitions()
         pending: list[Awaitable[Any]] = []
         ready: list[tuple[Output, bytes]] = []
@@ -106,7 +104,10 @@ class NormalizeStep:
 
     async def publish_schemas(self) -> None:
         """Every writer schema on the schemas topic, acknowledged, before any record that
-        names one (schemas.codec.publication)."""
+        names one (schemas.codec.publication). The worker calls it before taking its first
+        record."""
+        if not self.schemas_topic:
+            return
         sent = [
             await self.sender.send(self.schemas_topic, key, value, 0)
             for key, value in publication(codec())

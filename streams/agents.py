@@ -5,8 +5,9 @@ Two steps, because a redelivered item can come back re-batched under another WAB
 on another raw partition: `normalize` types every item and places it, by its dedup id, on an
 internal topic, one `ItemBatch` record per partition (streams/items.py); `dedup` reads that
 co-partitioned topic against a RocksDB table (streams/claims.py) and writes first sightings to
-the typed topics in producer batches (streams/produce.py). Offsets are committed only after the
-outputs are acknowledged.
+the typed topics in producer batches (streams/produce.py). An input is confirmed, and its
+offset so committable, only once the broker has acknowledged all it produced
+(streams/acks.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from infra.core import confluent, kafka
 from infra.core.settings import Settings
 from schemas import catalog
+from streams import acks
 from streams.claims import ClaimsTable
 from streams.dedup import DAY_MS
 from streams.metrics import StreamMetrics
@@ -66,6 +68,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         stream_buffer_maxsize=16384,
         broker_max_poll_records=4000,
     )
+    acks.install(app)  # offsets commit only once their outputs are acknowledged
     t = settings.topics
     final = {k.kind: t.typed(k.kind) for k in catalog.TYPED}
     raw = app.topic(
@@ -128,8 +131,9 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
             # Before any event is taken: an event held while this waits could be acked by
             # Faust's rebalance unprocessed.
             await normalize.publish_schemas()
-            async for batch in stream.take_events(1000, within=0.05):
-                await normalize.run([message(event) for event in batch])
+            async for batch in stream.noack_take(1000, within=0.05):
+                await normalize.run([message(event) for event in batch])  # all acked
+                acks.confirm(app, batch)
 
         await or_die("normalize_raw", loop())
 
@@ -137,18 +141,22 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
     async def dedup_items(stream: Any) -> None:
         async def loop() -> None:
             dedup: DedupStep | None = None
-            async for batch in stream.take_events(100, within=0.05):
+            confirming: set[asyncio.Future[None]] = set()  # batches whose sends are in flight
+            async for batch in stream.noack_take(100, within=0.05):
                 if dedup is None:  # the typed topics' real partition counts, once
                     counts = {name: await partition_count(app, name) for name in final.values()}
                     outputs = BatchWriter(kafka_producer(app), counts, exit_on_failure)
                     dedup = DedupStep(
                         claims, outputs, sender, final, t.dlq, window_ms, stats, encode
                     )
-                # The outputs are sent, not awaited: Faust flushes the producer before it
-                # commits these offsets, so they are durable before the inputs are marked done.
-                # A flush also returns when a send *failed*: exit_on_failure ends the worker
-                # before that commit.
-                await dedup.run([message(event) for event in batch], int(time.time() * 1000))
+                # The sends are not awaited here: the next batch goes on while the broker
+                # acknowledges this one, which is confirmed when all its sends are. A failed
+                # send confirms nothing and ends the worker (exit_on_failure).
+                sent = await dedup.run([message(e) for e in batch], int(time.time() * 1000))
+                done = asyncio.ensure_future(acks.confirm_when_sent(app, batch, sent))
+                confirming.add(done)
+                done.add_done_callback(confirming.discard)
+                done.add_done_callback(exit_on_failure)
 
         await or_die("dedup_items", loop())
 

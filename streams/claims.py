@@ -9,9 +9,11 @@ sends one changelog record for them; recovery expands such a record back into it
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
+from typing import Any, cast
 
 import rocksdict
 from faust.stores.rocksdb import RocksDBOptions, Store
@@ -129,19 +131,36 @@ class ClaimsTable(Table[str, str]):
             options=self.options,
         )
 
-    def claim(
+    async def claim(
         self, partition: int, offset: int, ids: Sequence[str], now_ms: int, window_ms: int
-    ) -> list[bool]:
-        """Which of the items record's ids to emit; their claims are stored, then logged.
+    ) -> tuple[list[bool], Awaitable[Any] | None]:
+        """Which of the items record's ids to emit, and the send of their changelog record.
 
         Stored before the output is sent: a kill in between replays the record, whose own
-        offset then wins again (dedup.wins), so nothing is lost.
+        offset then wins again (dedup.wins), so nothing is lost. The changelog record goes
+        straight to the producer, not through Faust's send buffer, whose flush can return
+        with records still queued (a stop then loses them, and a new disk re-emits what they
+        claimed); the caller confirms the input only once this send is acknowledged.
         """
         store = self.data
         assert isinstance(store, ClaimStore)  # _new_store_by_url made it
         emit = store.claim(partition, ids, offset, now_ms, window_ms)
         won = [dedup_id for dedup_id, keep in zip(ids, emit, strict=True) if keep]
-        if won:
-            key, value = batch_record(partition, offset, now_ms, won)
-            self.send_changelog(partition, key, value, "raw", "raw")
-        return emit
+        if not won:
+            return emit, None
+        key, value = batch_record(partition, offset, now_ms, won)
+        topic = self.changelog_topic.get_topic_name()
+        # Faust's aiokafka producer returns aiokafka's future for the record.
+        sent = cast(
+            asyncio.Future[Any],
+            await self.app.producer.send(topic, key, value, partition, None, None),
+        )
+        sent.add_done_callback(partial(self._logged, store, topic, partition))
+        return emit, sent
+
+    @staticmethod
+    def _logged(store: ClaimStore, topic: str, partition: int, sent: asyncio.Future[Any]) -> None:
+        """Record the changelog offset in the store, as Faust's own send does: a restart on
+        the same disk then recovers only what follows it."""
+        if not sent.cancelled() and sent.exception() is None:
+            store.set_persisted_offset(TP(topic, partition), sent.result().offset)

@@ -6,14 +6,14 @@ appended to one `BatchBuilder` per topic-partition and each full or finished bui
 to `send_batch`. Placement is Kafka's default partitioner's (murmur2 of the key), so a key's
 records keep the partition and order any other producer (replay, for one) gives them.
 
-The producer's `flush()` waits for these batches too, so Faust's flush-before-commit still
-makes every output durable before its input's offset is committed.
+`write` returns the sends since the last `write`; the dedup agent confirms its input only
+once they are acknowledged (streams/acks.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from infra.core.topics import partition_for
@@ -32,6 +32,7 @@ class BatchWriter:
         self.counts = dict(counts)
         self.on_done = on_done
         self.open: dict[tuple[str, int], Any] = {}
+        self.sent: list[Awaitable[Any]] = []
 
     async def add(self, topic: str, key: bytes, value: bytes) -> None:
         partition = partition_for(key, self.counts[topic])
@@ -43,13 +44,16 @@ class BatchWriter:
             builder = self.open[(topic, partition)] = self.producer.create_batch()
             builder.append(timestamp=None, key=key, value=value)  # an empty builder takes one
 
-    async def write(self) -> None:
-        """Submit every open batch; delivery is awaited by the producer's flush."""
+    async def write(self) -> list[Awaitable[Any]]:
+        """Submit every open batch; returns every batch's send since the last `write`."""
         batches, self.open = self.open, {}
         for (topic, partition), builder in batches.items():
             await self.submit(topic, partition, builder)
+        sent, self.sent = self.sent, []
+        return sent
 
     async def submit(self, topic: str, partition: int, builder: Any) -> None:
         builder.close()
         sent = await self.producer.send_batch(builder, topic, partition=partition)
         sent.add_done_callback(self.on_done)
+        self.sent.append(sent)

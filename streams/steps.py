@@ -49,19 +49,21 @@ class Sender(Protocol):
 
 
 class Claims(Protocol):
-    """The dedup table: for each id of an items record, True where it is a first sighting."""
+    """The dedup table: for each id of an items record, True where it is a first sighting,
+    and the send that logs the claims (None when nothing was claimed)."""
 
-    def claim(
+    async def claim(
         self, partition: int, offset: int, ids: Sequence[str], now_ms: int, window_ms: int
-    ) -> list[bool]: ...
+    ) -> tuple[list[bool], Awaitable[Any] | None]: ...
 
 
 class Outputs(Protocol):
-    """The typed topics' writer: records gathered per partition, sent by `write`."""
+    """The typed topics' writer: records gathered per partition, sent by `write`, which
+    returns the sends since the last `write`."""
 
     async def add(self, topic: str, key: bytes, value: bytes) -> None: ...
 
-    async def write(self) -> None: ...
+    async def write(self) -> list[Awaitable[Any]]: ...
 
 
 @dataclass
@@ -128,12 +130,16 @@ class DedupStep:
     metrics: StreamMetrics
     encode: Encode | None = None  # the dead letters' wire format (default: single-object)
 
-    async def run(self, batch: Sequence[Message], now_ms: int) -> None:
+    async def run(self, batch: Sequence[Message], now_ms: int) -> list[Awaitable[Any]]:
+        """Claims, outputs and dead letters for `batch`, all sent; returns the sends, which
+        the caller awaits before it confirms the batch (streams/acks.py)."""
+        sent: list[Awaitable[Any]] = []
         for msg in batch:
-            await self._one(msg, now_ms)
-        await self.outputs.write()
+            await self._one(msg, now_ms, sent)
+        sent.extend(await self.outputs.write())
+        return sent
 
-    async def _one(self, msg: Message, now_ms: int) -> None:
+    async def _one(self, msg: Message, now_ms: int, sent: list[Awaitable[Any]]) -> None:
         try:
             items = unpack(msg.value, msg.headers, msg.key)
         except SchemaError as exc:  # not written by normalize: keep it, never crash on it
@@ -141,11 +147,15 @@ class DedupStep:
             dead = dead_letter(meta, "foreign_record", str(exc), msg.value, "")
             self.metrics.dead_letters.labels("foreign_record").inc()
             value = (self.encode or codec().encode)("DeadLetter", dead.record)
-            await self.sender.send(self.dlq_topic, b"", value, None)
+            sent.append(await self.sender.send(self.dlq_topic, b"", value, None))
             return
         self.metrics.records_in.labels(msg.topic).inc(len(items))
         ids = [item.dedup_id for item in items]
-        emit = self.claims.claim(msg.partition, msg.offset, ids, now_ms, self.window_ms)
+        emit, logged = await self.claims.claim(
+            msg.partition, msg.offset, ids, now_ms, self.window_ms
+        )
+        if logged is not None:
+            sent.append(logged)
         for item, keep in zip(items, emit, strict=True):
             if keep:
                 topic = self.typed_topics[item.kind]

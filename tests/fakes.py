@@ -54,16 +54,16 @@ class FakeClaims:
     def __init__(self) -> None:
         self.seen: dict[str, int] = {}
 
-    def claim(
+    async def claim(
         self, partition: int, offset: int, ids: Sequence[str], now_ms: int, window_ms: int
-    ) -> list[bool]:
+    ) -> tuple[list[bool], Awaitable[Any] | None]:
         out = []
         for dedup_id in ids:
             first = dedup_id not in self.seen or now_ms - self.seen[dedup_id] > window_ms
             if first:
                 self.seen[dedup_id] = now_ms
             out.append(first)
-        return out
+        return out, None
 
 
 class FakeOutputs:
@@ -76,5 +76,6 @@ class FakeOutputs:
     async def add(self, topic: str, key: bytes, value: bytes) -> None:
         self.added.append((topic, key, value))
 
-    async def write(self) -> None:
+    async def write(self) -> list[Awaitable[Any]]:
         self.writes += 1
+        return []

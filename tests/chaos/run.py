@@ -4,10 +4,12 @@ the invariants, printed as a table. `make chaos` runs it for 10 minutes on a 3-b
     python -m tests.chaos.run [--minutes 10] [--rate 40] [--brokers 3] [--faults all]
 
 Faults, each several times at random moments: kill -9 of the ingress, the stream worker or the
-sink (restarted after a pause); the whole broker stopped and started; on a cluster, the leader
-of a raw partition killed and restarted; a second stream worker joining and leaving (two
-rebalances). ClickHouse is the embedded engine inside the sink process, so "ClickHouse down" is
-the sink's kill; a separate server outage cannot be injected here.
+sink (restarted after a pause), and SIGTERM of each (`<stage>-term`: the stage's own shutdown
+runs); the whole broker stopped and started; on a cluster, the leader of a raw partition killed
+and restarted; a second stream worker joining and leaving (two rebalances). After each restart
+of the stream worker or the sink, the time to its first new output is recorded (`recovery_s`).
+ClickHouse is the embedded engine inside the sink process, so "ClickHouse down" is the sink's
+kill; a separate server outage cannot be injected here.
 """
 
 from __future__ import annotations
@@ -38,7 +40,13 @@ from sink import query as sink_query
 from tests.conftest import ROOT, free_base_port
 from tests.integration.stages import Stage, free_port, read_typed, stage_env
 
-KINDS = ("ingest", "streams", "sink", "broker", "leader", "rebalance")
+STAGES = ("ingest", "streams", "sink")
+KINDS = (*STAGES, *(f"{stage}-term" for stage in STAGES), "broker", "leader", "rebalance")
+# What a stage's first new output is, on its /metrics (the ingress has none: it answers).
+OUTPUT_METRIC = {
+    "streams": "waflow_streams_records_out_total{",
+    "sink": "waflow_sink_rows_inserted_total{",
+}
 TABLES = {
     "responses": ("flow_responses", "message_id"),
     "events": ("flow_events", "event_id"),
@@ -68,16 +76,23 @@ class Chaos:
         self.second = Stage("streams", {**self.env, **extra}, work / "streams-b.log")
         self.injected: Counter[str] = Counter()
         self.exits: Counter[str] = Counter()
+        self.recovery_s: dict[str, list[float]] = {stage: [] for stage in OUTPUT_METRIC}
 
     def start_brokers(self) -> str:
         return broker.start(self.kafka_dir, self.brokers, self.base_port, jars_dir=ROOT / ".waflow")
 
     def inject(self, kind: str, rng: random.Random) -> None:
         pause = rng.uniform(2, 6)
-        if kind in ("ingest", "streams", "sink"):
-            self.stages[kind].kill()
+        stage = kind.removesuffix("-term")
+        if stage in STAGES:
+            if kind.endswith("-term"):
+                self.stages[stage].stop()  # SIGTERM, SIGKILL after 30 s
+            else:
+                self.stages[stage].kill()
             time.sleep(pause)
-            self.stages[kind].start()
+            self.stages[stage].start()
+            if stage in OUTPUT_METRIC:
+                self.time_to_output(stage)
         elif kind == "broker":
             for node in broker.nodes_for(self.kafka_dir, self.brokers, self.base_port):
                 broker.stop_node(node, sig=signal.SIGKILL)
@@ -94,6 +109,24 @@ class Chaos:
             self.second.stop()
         self.injected[kind] += 1
         print(f"{time.strftime('%H:%M:%S')} fault {kind} ({self.injected[kind]})", flush=True)
+
+    def time_to_output(self, stage: str, timeout_s: float = 120) -> None:
+        """Seconds from a stage's restart to its first new output, under the running load."""
+        started = time.monotonic()
+        url = f"http://127.0.0.1:{self.settings.admin_port_of(stage)}/metrics"
+        while time.monotonic() - started < timeout_s:
+            try:
+                text = httpx.get(url, timeout=2).text
+                if any(
+                    line.startswith(OUTPUT_METRIC[stage]) and float(line.rsplit(" ", 1)[1]) > 0
+                    for line in text.splitlines()
+                ):
+                    self.recovery_s[stage].append(round(time.monotonic() - started, 1))
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.2)
+        self.recovery_s[stage].append(float("inf"))
 
     def supervise(self) -> None:
         """Restart a stage that exited by itself, as an orchestrator would."""
@@ -221,6 +254,7 @@ def check(chaos: Chaos, answers: Path, minutes: float) -> tuple[dict[str, object
         "deliveries_per_s": sum(deliveries.values()) / (minutes * 60),
         "faults": dict(chaos.injected),
         "stage_exits_restarted": dict(chaos.exits),
+        "recovery_s": chaos.recovery_s,
         "tables": table_rows,
         "dead_letters": int(str(dead)),
         "topics": {

@@ -101,7 +101,8 @@ async def read_typed(
 ) -> list[tuple[str, bytes]]:
     """(dedup id, key) of every committed record on `topics`, until `expected` or the timeout.
 
-    Past `expected`, reading goes on until `quiet_polls` empty polls: late duplicates count too.
+    `expected` counts distinct ids, so duplicates never end the reading early; past it,
+    reading goes on until `quiet_polls` empty polls: late duplicates count too.
     """
     consumer = AIOKafkaConsumer(
         *topics,
@@ -113,6 +114,7 @@ async def read_typed(
     )
     await consumer.start()
     seen: list[tuple[str, bytes]] = []
+    distinct: set[str] = set()
     decode = codec().decode
     try:
         deadline = time.monotonic() + timeout_s
@@ -123,8 +125,9 @@ async def read_typed(
                 for m in msgs:
                     name, record = decode(m.value or b"")
                     seen.append((record[ID_FIELD[name]], m.key or b""))
+                    distinct.add(record[ID_FIELD[name]])
             idle = 0 if batch else idle + 1
-            if len(seen) >= expected and idle >= quiet_polls:
+            if len(distinct) >= expected and idle >= quiet_polls:
                 break
     finally:
         await consumer.stop()

@@ -1,5 +1,5 @@
 """The short version of `make chaos` that runs in `make test`: a minute and a half of signed load
-while each stage is killed with SIGKILL and restarted; then every acked item is in ClickHouse
+while each stage is killed with SIGKILL and restarted, and the stream worker stopped with SIGTERM; then every acked item is in ClickHouse
 exactly once, nothing valid is a dead letter, and `waflow reconcile` finds no gap."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ def test_short_chaos_run_loses_and_duplicates_nothing(tmp_path: Path) -> None:
             "--minutes", "1.5",
             "--rate", "15",
             "--brokers", "1",
-            "--faults", "ingest,streams,sink",
+            "--faults", "ingest,streams,sink,streams-term",
             "--every", "20",
             "--out", str(tmp_path / "chaos.json"),
         ]

@@ -8,6 +8,7 @@ import time
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from infra.core import confluent, kafka
 from infra.core.settings import Settings
@@ -28,6 +29,7 @@ class SinkLoop:
         rows: RowWriter,
         metrics: SinkMetrics,
         breaker: Breaker | None = None,
+        max_poll_interval_s: float = 300,  # Kafka's default; tests shorten it
     ) -> None:
         t = settings.topics
         self.topics = t.sink_reads
@@ -44,6 +46,7 @@ class SinkLoop:
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             isolation_level="read_committed",
+            max_poll_interval_ms=int(max_poll_interval_s * 1000),
         )
         self.breaker = breaker or Breaker()
         self.framing = confluent.wire(settings)  # reads Confluent-framed records when set
@@ -124,7 +127,15 @@ class SinkLoop:
         for rec in records:
             tp = TopicPartition(rec.topic, rec.partition)
             commits[tp] = max(commits.get(tp, 0), rec.offset + 1)
-        await self.consumer.commit(commits)
+        try:
+            await self.consumer.commit(commits)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group moved on while the breaker waited out an outage (no poll within
+            # max.poll.interval.ms): these partitions may be another sink's now. The rows are
+            # in; whoever reads the partitions next re-reads them from the last commit, and
+            # the existing-id check drops the copies. Rejoining happens on the next poll.
+            self.metrics.evicted.inc()
+            log.warning("commit refused after a rebalance; re-reading", extra={"why": str(exc)})
         self.waiting_since = None
         await self._record_lag()
 

@@ -43,6 +43,11 @@ class SinkMetrics:
             "Avro batches the engine did not load, then decoded in Python",
             registry=r,
         )
+        self.evicted = Counter(
+            "waflow_sink_commits_refused",
+            "Commits refused after the group moved on (evicted in an outage): rows re-read",
+            registry=r,
+        )
         self.circuit_open = Gauge(
             "waflow_sink_circuit_open", "1 while ClickHouse writes are failing", registry=r
         )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from infra.control.loadgen import Generator
 from infra.core.clickhouse import connect, migrate
@@ -68,6 +68,18 @@ class DownThenUp:
         self.calls += 1
         if self.calls <= self.failures:
             raise WriteError("Code: 252. DB::Exception: Too many parts (TOO_MANY_PARTS)")
+        return await self.inner.write(batch)
+
+
+class DownFor:
+    """ClickHouse down for a while: every write in the first `seconds` is refused."""
+
+    def __init__(self, inner: ClickHouseWriter, seconds: float) -> None:
+        self.inner, self.until = inner, time.monotonic() + seconds
+
+    async def write(self, batch: Batch) -> int:
+        if time.monotonic() < self.until:
+            raise WriteError("Code: 210. DB::NetException: Connection refused")
         return await self.inner.write(batch)
 
 
@@ -223,6 +235,44 @@ async def test_clickhouse_refusing_writes_is_retried_by_the_breaker_without_loss
     failures = [s.value for m in metrics.write_failures.collect() for s in m.samples]
     assert failures[0] == 3
     assert not loop.breaker.open
+
+
+async def test_an_outage_longer_than_the_poll_interval_rejoins_and_loses_nothing(
+    sink_env,
+) -> None:
+    """While the breaker waits out a long outage the loop does not poll, so Kafka evicts the
+    consumer from its group; the commit after the outage then fails. The sink rejoins and
+    re-reads from its last commit instead of crashing, and the copies it re-reads are dropped."""
+    settings, engine = sink_env
+    records = typed_records(settings, 300, seed=9)
+    await produce(settings, records)
+    down = DownFor(ClickHouseWriter(engine), seconds=8)
+    metrics = SinkMetrics()
+    breaker = Breaker(first_s=0.2, max_s=0.5)
+    loop = SinkLoop(
+        settings, RowWriter(down, engine.embedded), metrics, breaker, max_poll_interval_s=2
+    )
+    expected = expected_counts(records, settings, dead=0)
+    t = settings.topics
+
+    async def another_sink_joins_during_the_outage() -> None:
+        await asyncio.sleep(4)  # the loop has not polled for 2 s: it left the group
+        other = AIOKafkaConsumer(  # commits nothing: what it holds is re-read
+            *t.sink_reads,
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=t.sink_group,
+            enable_auto_commit=False,
+        )
+        await other.start()
+        try:
+            await other.getmany(timeout_ms=6000)  # joined; the outage ends meanwhile
+        finally:
+            await other.stop()  # leaves: the loop gets every partition back
+
+    joiner = asyncio.create_task(another_sink_joins_during_the_outage())
+    assert await drain(loop, engine, expected) == expected
+    await joiner
+    assert [s.value for m in metrics.evicted.collect() for s in m.samples][0] >= 1
 
 
 async def test_a_switch_to_the_confluent_format_mid_stream_loses_and_duplicates_nothing(

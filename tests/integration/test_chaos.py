@@ -1,6 +1,7 @@
 """The short version of `make chaos` that runs in `make test`: a minute and a half of signed load
-while each stage is killed with SIGKILL and restarted, and the stream worker stopped with SIGTERM; then every acked item is in ClickHouse
-exactly once, nothing valid is a dead letter, and `waflow reconcile` finds no gap."""
+while each stage is killed with SIGKILL and restarted, and the stream worker stopped with
+SIGTERM; then every acked item is in ClickHouse exactly once, nothing valid is a dead letter,
+and `waflow reconcile` finds no gap."""
 
 from __future__ import annotations
 

@@ -63,17 +63,26 @@ async def stream_stack(
 class Stage:
     """One `waflow <stage>` process; its output goes to a log file read back on failure."""
 
-    def __init__(self, stage: str, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        stage: str,
+        env: dict[str, str],
+        log: Path,
+        tree: Path | None = None,  # another checkout (a benchmark's previous release)
+        cli: str = "infra.control.cli",  # the command's module in that checkout
+    ) -> None:
         self.stage, self.env, self.log = stage, env, log
+        self.tree, self.cli = tree, cli
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Stage:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "infra.control.cli", self.stage],
+                [sys.executable, "-m", self.cli, self.stage],
                 env={**os.environ, **self.env},
                 stdout=out,
                 stderr=out,
+                cwd=self.tree,
             )
         return self
 

@@ -1,0 +1,123 @@
+"""End to end against the previous release, side by side in one run (issue #22).
+
+One broker; two whole stacks on it, this tree's and the previous release's (a git worktree of
+it, shared with tests/benchmarks/peer.py), each with its own topic prefix and data directory.
+Both are started, then every rate is run `--runs` times on each, alternating, with the same
+load client and the same signed bodies (tests/benchmarks/e2eload.py). Items per second are
+those of the accepted deliveries, POST-to-queryable from when a POST was due to its last row's
+`inserted_at` (tests/benchmarks/e2e.py `measure`). Medians of the runs.
+
+    python -m tests.benchmarks.versus [--rates 1000,1500,2000,2500,3000] [--seconds 20]
+        [--runs 3] [--previous 8173f0a]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.benchmarks.e2e import STAGES, Stack, median_of, step, sustainable
+from tests.benchmarks.local import local_broker
+from tests.benchmarks.peer import build
+from tests.integration.stages import Stage
+
+KEYS = ("items_per_s", "accepted_share", "answer_p99_ms", "queryable_p50_s", "queryable_p95_s",
+        "lag_at_end", "cpu_s_per_1000_items_streams")  # fmt: skip
+
+
+class PreviousStack(Stack):
+    """The previous release: `infra.cli`, health and /query on its public and sink ports, and
+    a /query without a token."""
+
+    def __init__(self, bootstrap: str, work: Path, tree: Path) -> None:
+        super().__init__(bootstrap, work)
+        self.tree = tree
+
+    def start(self) -> None:
+        for name in STAGES:
+            log = self.work / f"{name}.log"
+            self.stages[name] = Stage(name, self.env, log, tree=self.tree, cli="infra.cli").start()
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                ready = httpx.get(f"{self.url}/readyz", timeout=2).is_success
+                self.query("SELECT 1")
+                if ready:
+                    time.sleep(10)
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("the previous release did not come up: " + self.stages["sink"].tail())
+
+    def query(self, sql: str) -> list[list[object]]:
+        r = httpx.post(f"http://127.0.0.1:{self.settings.sink_port}/query", content=sql.encode(),
+                       timeout=120)  # fmt: skip
+        r.raise_for_status()
+        return list(r.json()["rows"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rates", default="1000,1500,2000,2500,3000")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--previous", default="8173f0a")
+    parser.add_argument("--out", default="tests/benchmarks/results")
+    args = parser.parse_args()
+    _, _, tree = build(args.previous)
+    out = Path(args.out)
+    rows: list[dict[str, object]] = []
+    with local_broker("waflow-versus-") as local:
+        stacks: dict[str, Stack] = {}
+        for name in ("waflow", "previous"):
+            (local.data / name).mkdir()
+        stacks["waflow"] = Stack(local.bootstrap, local.data / "waflow")
+        stacks["previous"] = PreviousStack(local.bootstrap, local.data / "previous", tree)
+        try:
+            for stack in stacks.values():
+                stack.start()
+            for rate in (float(r) for r in args.rates.split(",")):
+                done: dict[str, list[dict]] = {name: [] for name in stacks}
+                for i in range(args.runs):
+                    order = list(stacks) if i % 2 == 0 else list(stacks)[::-1]
+                    for name in order:
+                        done[name].append(step(stacks[name], rate, args.seconds, 7000 + i, None))
+                for name, runs in done.items():
+                    m = median_of(runs)
+                    row = {"system": name, "rate": rate, "sustainable": sustainable(m),
+                           **{k: m[k] for k in KEYS}, "runs": runs}  # fmt: skip
+                    rows.append(row)
+                    print(json.dumps({k: v for k, v in row.items() if k != "runs"}), flush=True)
+        finally:
+            for stack in stacks.values():
+                stack.stop()
+    (out / "versus.json").write_text(json.dumps(rows, indent=2))
+    (out / "versus.md").write_text(table(rows, args.previous))
+    print(table(rows, args.previous))
+
+
+def table(rows: list[dict[str, object]], previous: str) -> str:
+    lines = [
+        f"# End to end: this tree against the previous release ({previous}), side by side",
+        "",
+        "| rate (deliveries/s) | system | sustainable | items/s | accepted | answer p99 ms | "
+        "queryable p50 s | queryable p95 s | lag at end | streams CPU s / 1,000 items |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['rate']:g} | {r['system']} | {'yes' if r['sustainable'] else 'no'} | "
+            f"{r['items_per_s']:,.0f} | {r['accepted_share']:.3f} | {r['answer_p99_ms']:.0f} | "
+            f"{r['queryable_p50_s']:.2f} | {r['queryable_p95_s']:.2f} | {r['lag_at_end']} | "
+            f"{r['cpu_s_per_1000_items_streams']:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -38,11 +38,13 @@ integration: install
 	$(BIN)/pytest -q -m integration
 
 # Per-stage benchmarks, each beside its bare baseline in the same run; the ingress beside the
-# compiled gateway (../shared/peers/gopeer) and the previous release; then the stepped
+# compiled gateway (../shared/peers/gopeer) and the previous release; the whole pipeline beside
+# the previous release's (tests/benchmarks/versus.py); then the stepped
 # end-to-end run with its profile and 10-minute memory run (docs/benchmarks.md). About an hour.
 bench: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.ingress --seconds 10 --runs 3 --tls
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.peer --seconds 10 --runs 3
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.versus --runs 3 --seconds 20
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.tenant --runs 3
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.capacity
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.restart --repeats 3

@@ -59,6 +59,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         # restart; heartbeats run on Faust's consumer thread, so agents' work never delays them.
         broker_session_timeout=settings.streams_session_timeout_s,
         broker_heartbeat_interval=3.0,
+        consumer_group_instance_id=settings.streams_instance_id or None,
         **kafka.faust_producer(),
         producer_linger_ms=5,
         # Outputs go as whole batches (streams/produce.py); 16 KB ones held a dozen items.

@@ -18,6 +18,7 @@ from infra.core.errors import SettingsError
 from schemas import catalog
 
 T = TypeVar("T")
+INSTANCE_ID = re.compile(r"[A-Za-z0-9._-]{1,249}")  # Kafka's group.instance.id characters
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,10 @@ class Settings:
     # How long the stream worker's group waits for a member that stopped heartbeating (a
     # worker killed hard) before giving its partitions to another: the restart-to-output time.
     streams_session_timeout_s: float = 10.0
+    # Kafka static membership (group.instance.id): a worker restarted under the same id takes
+    # its partitions back at once instead of after the session timeout. One id per replica,
+    # stable across its restarts (a StatefulSet pod's name); "" leaves it off.
+    streams_instance_id: str = ""
     dlq_payload_bytes: int = 64 * 1024
     data_dir: Path = Path(".waflow")
     max_body_bytes: int = 4 * 1024 * 1024
@@ -302,6 +307,7 @@ class Settings:
             ingest_admin_port=_int(env, "WAFLOW_INGEST_ADMIN_PORT", 8083),
             sink_stall_s=_float(env, "WAFLOW_SINK_STALL_SECONDS", 120.0),
             streams_session_timeout_s=_float(env, "WAFLOW_STREAMS_SESSION_TIMEOUT_S", 10.0),
+            streams_instance_id=env.get("WAFLOW_STREAMS_INSTANCE_ID", ""),
             dlq_payload_bytes=_int(env, "WAFLOW_DLQ_PAYLOAD_BYTES", 64 * 1024),
             data_dir=data_dir,
             max_body_bytes=_int(env, "WAFLOW_MAX_BODY_BYTES", 4 * 1024 * 1024),
@@ -403,6 +409,12 @@ class Settings:
             raise SettingsError(
                 "WAFLOW_STREAMS_SESSION_TIMEOUT_S must be 6 to 300 seconds (default 10): it "
                 "must exceed two heartbeats (3 s each) and stay within the broker's limits"
+            )
+        if self.streams_instance_id and not INSTANCE_ID.fullmatch(self.streams_instance_id):
+            raise SettingsError(
+                f"WAFLOW_STREAMS_INSTANCE_ID={self.streams_instance_id!r}: use 1 to 249 letters, "
+                "digits, '.', '_' or '-', unique per worker and stable across its restarts "
+                "(a StatefulSet pod's name)"
             )
         if not 1024 <= self.dlq_payload_bytes <= 512 * 1024:
             raise SettingsError(

@@ -1,7 +1,8 @@
 """Restart-to-output time of the stream worker: stopped (SIGTERM) or killed (SIGKILL), then
 started again at once; the time from the restart until new deliveries' outputs are on the
-typed topics. Each fault with Faust's default session timeout (60 s) and with waflow's
-(WAFLOW_STREAMS_SESSION_TIMEOUT_S, 10 s), in the same run, on one local broker.
+typed topics. Each fault with Faust's default session timeout (60 s), with waflow's
+(WAFLOW_STREAMS_SESSION_TIMEOUT_S, 10 s), and with static membership on top
+(WAFLOW_STREAMS_INSTANCE_ID), in the same run, on one local broker.
 
     python -m tests.benchmarks.restart [--repeats 3]
 """
@@ -22,11 +23,18 @@ from tests.benchmarks.local import local_broker
 from tests.integration.stages import Stage, read_typed, stream_stack
 from tests.integration.test_streams_crash import expected_outputs, produce_raw
 
+CONFIGS = {
+    "session 60 s": {"WAFLOW_STREAMS_SESSION_TIMEOUT_S": "60"},
+    "session 10 s": {"WAFLOW_STREAMS_SESSION_TIMEOUT_S": "10"},
+    "session 10 s, static id": {
+        "WAFLOW_STREAMS_SESSION_TIMEOUT_S": "10",
+        "WAFLOW_STREAMS_INSTANCE_ID": "streams-0",
+    },
+}
 
-async def once(bootstrap: str, work: Path, timeout_s: float, fault: str) -> float:
-    env, settings, typed = await stream_stack(
-        bootstrap, work, WAFLOW_STREAMS_SESSION_TIMEOUT_S=str(timeout_s)
-    )
+
+async def once(bootstrap: str, work: Path, config: str, fault: str) -> float:
+    env, settings, typed = await stream_stack(bootstrap, work, **CONFIGS[config])
     gen = Generator(seed=5, wabas=20, run=uuid.uuid4().hex[:6])
     first = [gen.delivery(int(time.time()), max_items=10).body for _ in range(100)]
     later = [gen.delivery(int(time.time()), max_items=10).body for _ in range(20)]
@@ -41,7 +49,7 @@ async def once(bootstrap: str, work: Path, timeout_s: float, fault: str) -> floa
         every = len(expected_outputs(first + later))
         seen = await read_typed(bootstrap, typed, every, 300, quiet_polls=1)
         if len({d for d, _ in seen}) < every:
-            raise RuntimeError(f"outputs missing after the restart ({fault}, {timeout_s} s)")
+            raise RuntimeError(f"outputs missing after the restart ({fault}, {config})")
         return time.monotonic() - restarted
     finally:
         worker.stop()
@@ -56,12 +64,12 @@ def main() -> None:
     with local_broker("waflow-restart-") as local:
         bootstrap, data = local.bootstrap, local.data
         for _ in range(args.repeats):
-            for timeout_s in (60.0, 10.0):
+            for config in CONFIGS:
                 for fault in ("term", "kill"):
                     work = Path(tempfile.mkdtemp(prefix="restart-", dir=data))
-                    seconds = asyncio.run(once(bootstrap, work, timeout_s, fault))
-                    results.setdefault(f"{fault}, session {timeout_s:g} s", []).append(seconds)
-                    print(fault, timeout_s, round(seconds, 1), flush=True)
+                    seconds = asyncio.run(once(bootstrap, work, config, fault))
+                    results.setdefault(f"{fault}, {config}", []).append(seconds)
+                    print(fault, config, round(seconds, 1), flush=True)
     summary = {k: {"median_s": statistics.median(v), "runs_s": v} for k, v in results.items()}
     Path(args.out).write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))

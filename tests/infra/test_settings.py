@@ -31,6 +31,7 @@ def test_secret_never_in_repr() -> None:
         ({"WAFLOW_TOPIC_PREFIX": "a b"}, "WAFLOW_TOPIC_PREFIX"),
         ({"WAFLOW_STREAMS_GUARANTEE": "maybe"}, "at_least_once"),
         ({"WAFLOW_STREAMS_VERIFY": "sure"}, "not a boolean"),
+        ({"WAFLOW_STREAMS_INSTANCE_ID": "pod 0"}, "stable across its restarts"),
         ({"WAFLOW_STREAMS_VERIFY": "true"}, "needs WAFLOW_APP_SECRETS"),
         ({"WAFLOW_KAFKA_BOOTSTRAP": "broker-without-port"}, "host:port"),
         ({"WAFLOW_KAFKA_SECURITY_PROTOCOL": "TLS"}, "SASL_SSL"),

@@ -253,10 +253,12 @@ def exit_on_failure(sent: asyncio.Future[Any]) -> None:
 
 
 def die(agent: str, exc: BaseException) -> None:
-    """End the worker at once, without Faust's shutdown: a crashed agent left alone would have
-    its in-flight events acked and committed, losing them (the chaos suite saw 1,035 items go
-    this way). Exiting skips that commit; the supervisor restarts the worker, which resumes
-    from the last commit, and the claims table re-emits what was in flight."""
+    """End the worker at once, without Faust's shutdown. Before explicit acknowledgement
+    (streams/acks.py), a crashed agent had its in-flight events acked and committed by Faust,
+    losing them (the chaos suite saw 1,035 items go this way); now nothing unconfirmed is
+    committed, but a worker whose agent died would still hold its partitions and do nothing.
+    The supervisor restarts it, it resumes from the last commit, and the claims table re-emits
+    what was in flight."""
     log.critical("agent failed, exiting for a restart", extra={"agent": agent}, exc_info=exc)
     logging.shutdown()
     os._exit(70)

@@ -14,12 +14,14 @@ those of the accepted deliveries, POST-to-queryable from when a POST was due to 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import time
 from pathlib import Path
 
 import httpx
 
+from infra.core.topics import ensure_topics
 from tests.benchmarks.e2e import STAGES, Stack, median_of, step, sustainable
 from tests.benchmarks.local import local_broker
 from tests.benchmarks.peer import build
@@ -38,6 +40,7 @@ class PreviousStack(Stack):
         self.tree = tree
 
     def start(self) -> None:
+        asyncio.run(ensure_topics(self.settings))  # today's set holds the previous one's
         for name in STAGES:
             log = self.work / f"{name}.log"
             self.stages[name] = Stage(name, self.env, log, tree=self.tree, cli="infra.cli").start()

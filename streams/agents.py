@@ -129,8 +129,7 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
     @app.agent(raw)
     async def normalize_raw(stream: Any) -> None:
         async def loop() -> None:
-            # Before any event is taken: an event held while this waits could be acked by
-            # Faust's rebalance unprocessed.
+            # Every writer schema is on the schemas topic before any record that names one.
             await normalize.publish_schemas()
             async for batch in stream.noack_take(1000, within=0.05):
                 await normalize.run([message(event) for event in batch])  # all acked
@@ -253,10 +252,8 @@ def exit_on_failure(sent: asyncio.Future[Any]) -> None:
 
 
 def die(agent: str, exc: BaseException) -> None:
-    """End the worker at once, without Faust's shutdown. Before explicit acknowledgement
-    (streams/acks.py), a crashed agent had its in-flight events acked and committed by Faust,
-    losing them (the chaos suite saw 1,035 items go this way); now nothing unconfirmed is
-    committed, but a worker whose agent died would still hold its partitions and do nothing.
+    """End the worker at once, without Faust's shutdown: nothing unconfirmed is committed
+    (streams/acks.py), but a worker whose agent died would hold its partitions and do nothing.
     The supervisor restarts it, it resumes from the last commit, and the claims table re-emits
     what was in flight."""
     log.critical("agent failed, exiting for a restart", extra={"agent": agent}, exc_info=exc)

@@ -71,6 +71,18 @@ def expected_outputs(bodies: list[bytes]) -> dict[str, bytes]:
     return {out.dedup_id: out.key for body in bodies for out in normalize(body, meta)}
 
 
+def every_item_keyed(seen: list[tuple[str, bytes]], expected: dict[str, bytes], log: str) -> int:
+    """Every expected item is on the typed topics, nothing else is, and every copy carries the
+    original's key; returns the number of copies."""
+    copies = Counter(dedup_id for dedup_id, _ in seen)
+    lost = set(expected) - set(copies)
+    assert not lost, f"{len(lost)} of {len(expected)} items lost:\n{log}"
+    assert set(copies) == set(expected), "outputs that no input explains"
+    wrong_key = [(d, k) for d, k in seen if k != expected[d]]
+    assert not wrong_key, "a duplicate must carry the original's key"
+    return sum(n - 1 for n in copies.values())
+
+
 async def test_worker_killed_hard_loses_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
     env, settings, typed_topics = await stream_stack(
         kafka_bootstrap, tmp_path, WAFLOW_STREAMS_GUARANTEE=GUARANTEE
@@ -93,13 +105,7 @@ async def test_worker_killed_hard_loses_nothing(kafka_bootstrap: str, tmp_path: 
     finally:
         worker.stop()
 
-    copies = Counter(dedup_id for dedup_id, _ in seen)
-    lost = set(expected) - set(copies)
-    assert not lost, f"{len(lost)} of {len(expected)} items lost:\n{worker.tail()}"
-    assert set(copies) == set(expected), "outputs that no input explains"
-    wrong_key = [(d, k) for d, k in seen if k != expected[d]]
-    assert not wrong_key, "a duplicate must carry the original's key"
-    duplicated = sum(n - 1 for n in copies.values())
+    duplicated = every_item_keyed(seen, expected, worker.tail())
     print(f"{GUARANTEE}: {len(expected)} items, {duplicated} duplicates after a kill -9")
     if GUARANTEE == "exactly_once":
         assert duplicated == 0

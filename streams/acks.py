@@ -10,8 +10,8 @@ was never done:
 So the worker's consumer ignores every ack Faust makes, and counts only `confirm`, which the
 agents call once the broker has acknowledged every output of a batch: typed records, dead
 letters, items records and claims. Faust's commit bookkeeping is otherwise unchanged (the
-highest contiguous confirmed offset per partition, on its timer, on rebalance and on stop),
-so a stop, a crash or a rebalance at any point leaves unconfirmed work to be read again.
+highest contiguous confirmed offset per partition, on its timer and on stop), so a stop, a
+crash or a rebalance at any point leaves unconfirmed work to be read again.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ crash or a rebalance at any point leaves unconfirmed work to be read again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 import faust
@@ -61,3 +61,29 @@ async def confirm_when_sent(
     nothing (the worker exits on it, and the events are read again after the restart)."""
     await asyncio.gather(*sent)
     confirm(app, events)
+
+
+class Confirmer:
+    """Confirms each batch in the background once its sends are acknowledged, so an agent
+    takes its next batch while the broker acknowledges the last; at most `limit` batches
+    wait at once (`add` waits for room). A failed send confirms nothing and is handed to
+    `on_failure`, which ends the worker."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        on_failure: Callable[[asyncio.Future[Any]], None],
+        limit: int = 8,
+    ) -> None:
+        self.app = app
+        self.on_failure = on_failure
+        self.limit = limit
+        self.pending: set[asyncio.Future[None]] = set()
+
+    async def add(self, events: Sequence[EventT[Any]], sent: Sequence[Awaitable[Any]]) -> None:
+        while len(self.pending) >= self.limit:
+            await asyncio.wait(self.pending, return_when=asyncio.FIRST_COMPLETED)
+        done = asyncio.ensure_future(confirm_when_sent(self.app, events, sent))
+        self.pending.add(done)
+        done.add_done_callback(self.pending.discard)
+        done.add_done_callback(self.on_failure)

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -131,9 +131,11 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         async def loop() -> None:
             # Every writer schema is on the schemas topic before any record that names one.
             await normalize.publish_schemas()
+            confirmer = acks.Confirmer(app, failed("normalize_raw"))
             async for batch in stream.noack_take(1000, within=0.05):
-                await normalize.run([message(event) for event in batch])  # all acked
-                acks.confirm(app, batch)
+                # The sends are not awaited here: the next batch is normalized while the
+                # broker acknowledges this one, which is confirmed once all its sends are.
+                await confirmer.add(batch, await normalize.run([message(e) for e in batch]))
 
         await or_die("normalize_raw", loop())
 
@@ -141,22 +143,18 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
     async def dedup_items(stream: Any) -> None:
         async def loop() -> None:
             dedup: DedupStep | None = None
-            confirming: set[asyncio.Future[None]] = set()  # batches whose sends are in flight
+            confirmer = acks.Confirmer(app, failed("dedup_items"))
             async for batch in stream.noack_take(100, within=0.05):
                 if dedup is None:  # the typed topics' real partition counts, once
                     counts = {name: await partition_count(app, name) for name in final.values()}
-                    outputs = BatchWriter(kafka_producer(app), counts, exit_on_failure)
+                    outputs = BatchWriter(kafka_producer(app), counts, failed("dedup_items"))
                     dedup = DedupStep(
                         claims, outputs, sender, final, t.dlq, window_ms, stats, encode
                     )
-                # The sends are not awaited here: the next batch goes on while the broker
-                # acknowledges this one, which is confirmed when all its sends are. A failed
-                # send confirms nothing and ends the worker (exit_on_failure).
+                # As in normalize_raw: confirmed once its sends are; a failed send confirms
+                # nothing and ends the worker.
                 sent = await dedup.run([message(e) for e in batch], int(time.time() * 1000))
-                done = asyncio.ensure_future(acks.confirm_when_sent(app, batch, sent))
-                confirming.add(done)
-                done.add_done_callback(confirming.discard)
-                done.add_done_callback(exit_on_failure)
+                await confirmer.add(batch, sent)
 
         await or_die("dedup_items", loop())
 
@@ -246,9 +244,14 @@ async def partition_count(app: faust.App, topic: str) -> int:
     return len(await kafka_producer(app).partitions_for(topic))
 
 
-def exit_on_failure(sent: asyncio.Future[Any]) -> None:
-    if not sent.cancelled() and sent.exception() is not None:
-        die("dedup_items", sent.exception() or RuntimeError("send failed"))
+def failed(agent: str) -> Callable[[asyncio.Future[Any]], None]:
+    """A done-callback for a send or a confirmation: a failure ends the worker (`die`)."""
+
+    def check(done: asyncio.Future[Any]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            die(agent, done.exception() or RuntimeError("send failed"))
+
+    return check
 
 
 def die(agent: str, exc: BaseException) -> None:

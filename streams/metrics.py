@@ -28,5 +28,7 @@ class StreamMetrics:
             registry=r,
         )
         self.latency = Histogram(
-            "waflow_streams_batch_seconds", "Time to process one batch", registry=r
+            "waflow_streams_batch_seconds",
+            "Time to process one batch, until its records are handed to the producer",
+            registry=r,
         )

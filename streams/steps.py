@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -68,7 +69,7 @@ class Outputs(Protocol):
 
 @dataclass
 class NormalizeStep:
-    """Raw records to dead letters and packed items, all sent before `run` returns."""
+    """Raw records to dead letters and packed items; `run` returns their sends."""
 
     sender: Sender
     dlq_topic: str
@@ -82,7 +83,9 @@ class NormalizeStep:
     policy: Policy = KEEP  # flow token rule and personal data (streams/policy.py)
     _partitions: int = 0
 
-    async def run(self, batch: Sequence[Message]) -> None:
+    async def run(self, batch: Sequence[Message]) -> list[Awaitable[Any]]:
+        """Dead letters and items records for `batch`, handed to the producer; returns the
+        sends, which the caller awaits before it confirms the batch (streams/acks.py)."""
         started = time.perf_counter()
         if not self._partitions:  # placement must follow the topic's real count
             self._partitions = await self.item_partitions()
@@ -99,10 +102,10 @@ class NormalizeStep:
                     ready.append((out, value))
         for partition, value in pack(ready, self._partitions):
             pending.append(await self.sender.send(self.items_topic, None, value, partition))
-        await asyncio.gather(*pending)
         if batch:
             self.metrics.records_in.labels(batch[0].topic).inc(len(batch))
         self.metrics.latency.observe(time.perf_counter() - started)
+        return pending
 
     async def publish_schemas(self) -> None:
         """Every writer schema on the schemas topic, acknowledged, before any record that
@@ -134,12 +137,17 @@ class DedupStep:
         """Claims, outputs and dead letters for `batch`, all sent; returns the sends, which
         the caller awaits before it confirms the batch (streams/acks.py)."""
         sent: list[Awaitable[Any]] = []
+        out: Counter[str] = Counter()  # records per typed topic, counted once per batch
         for msg in batch:
-            await self._one(msg, now_ms, sent)
+            await self._one(msg, now_ms, sent, out)
         sent.extend(await self.outputs.write())
+        for topic, n in out.items():
+            self.metrics.records_out.labels(topic).inc(n)
         return sent
 
-    async def _one(self, msg: Message, now_ms: int, sent: list[Awaitable[Any]]) -> None:
+    async def _one(
+        self, msg: Message, now_ms: int, sent: list[Awaitable[Any]], out: Counter[str]
+    ) -> None:
         try:
             items = unpack(msg.value, msg.headers, msg.key)
         except SchemaError as exc:  # not written by normalize: keep it, never crash on it
@@ -156,10 +164,13 @@ class DedupStep:
         )
         if logged is not None:
             sent.append(logged)
+        dropped = 0
         for item, keep in zip(items, emit, strict=True):
             if keep:
                 topic = self.typed_topics[item.kind]
                 await self.outputs.add(topic, item.key, item.value)
-                self.metrics.records_out.labels(topic).inc()
+                out[topic] += 1
             else:
-                self.metrics.duplicates.inc()
+                dropped += 1
+        if dropped:
+            self.metrics.duplicates.inc(dropped)

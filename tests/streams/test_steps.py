@@ -22,7 +22,8 @@ async def normalized(payloads: dict[str, bytes], bodies: list[bytes]) -> FakeSen
         return 4
 
     step = NormalizeStep(sender, "t.dlq", "t.items", partitions, StreamMetrics())
-    await step.run([raw(i, body) for i, body in enumerate(bodies)])
+    sent = await step.run([raw(i, body) for i, body in enumerate(bodies)])
+    assert len(sent) == len(sender.sent)  # every send is handed back for the confirmation
     return sender
 
 
@@ -53,3 +54,4 @@ async def test_dedup_writes_first_sightings_once_and_dead_letters_strangers(
     [(_, _, dead, _)] = dlq.to("t.dlq")
     assert codec().decode(dead)[1]["reason"] == "foreign_record"
     assert metrics.duplicates._value.get() == 1
+    assert metrics.records_out.labels("t.responses")._value.get() == 1

@@ -38,7 +38,7 @@ from infra.core.settings import Settings
 from infra.core.topics import ensure_topics
 from sink import query as sink_query
 from tests.benchmarks.e2ereport import chart, markdown
-from tests.benchmarks.proc import cpu_seconds, peak_rss_mb, rss_mb
+from tests.benchmarks.proc import cpu_seconds, machine_busy_s, peak_rss_mb, rss_mb
 from tests.integration.stages import Stage, free_port, stage_env
 
 STAGES = ("ingest", "streams", "sink")
@@ -57,6 +57,8 @@ class Stack:
         self.settings = Settings.from_env(self.env)
         self.work = work
         self.stages: dict[str, Stage] = {}
+        # Processes beside the stages whose CPU a step reports too (the broker, when known).
+        self.neighbours: dict[str, int] = {}
 
     def start(self) -> None:
         asyncio.run(ensure_topics(self.settings))
@@ -114,8 +116,9 @@ class Stack:
 def step(
     stack: Stack, rate: float, seconds: float, seed: int, screen: Path | None, hot: float = 0.0
 ) -> dict:
-    pids = stack.pids()
+    pids = {**stack.pids(), **stack.neighbours}
     cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    busy0, wall0 = machine_busy_s(), time.monotonic()
     out = stack.work / f"load-{rate}-{seed}.jsonl"
     started = stack.work / f"started-{rate}-{seed}"
     load = subprocess.Popen(
@@ -128,12 +131,15 @@ def step(
             time.sleep(0.1)
         time.sleep(seconds / 4)
         screen.write_text(stack.status_screen())
-    load.wait()
+    _, status, usage = os.wait4(load.pid, 0)  # the load client's own CPU, from its rusage
+    load.returncode = os.waitstatus_to_exitcode(status)
     cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+    cpu["load"] = usage.ru_utime + usage.ru_stime
+    cores_busy = (machine_busy_s() - busy0) / (time.monotonic() - wall0)
     behind = stack.behind()
     answers = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     stack.drain()
-    return measure(stack, rate, answers, cpu, behind)
+    return {**measure(stack, rate, answers, cpu, behind), "machine_cores_busy": cores_busy}
 
 
 def measure(stack: Stack, rate: float, answers: list, cpu: dict, behind: int) -> dict:

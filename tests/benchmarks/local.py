@@ -20,6 +20,10 @@ class Local:
     data: Path  # the broker's (and the stack's) directory
     base_port: int
 
+    @property
+    def broker_pid(self) -> int:
+        return int(broker.nodes_for(self.data, 1, self.base_port)[0].pid_file.read_text())
+
 
 @contextmanager
 def local_broker(prefix: str) -> Iterator[Local]:
@@ -38,6 +42,7 @@ def local_stack(prefix: str) -> Iterator[tuple[Local, Stack]]:
     with local_broker(prefix) as local:
         (local.data / "stack").mkdir()
         stack = Stack(local.bootstrap, local.data / "stack")
+        stack.neighbours["broker"] = local.broker_pid
         try:
             stack.start()
             yield local, stack

@@ -14,6 +14,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def machine_busy_s() -> float:
+    """CPU seconds all cores have spent not idle since boot (/proc/stat), for the share of
+    the machine a step used."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / TICKS
+
+
 def peak_rss_mb(pid: int) -> float:
     return _status_mb(pid, "VmHWM:")
 

@@ -74,10 +74,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=60, help="seconds of load per stack first")
     parser.add_argument("--previous", default="8173f0a")
     parser.add_argument("--out", default="tests/benchmarks/results")
+    parser.add_argument("--report", action="store_true", help="rebuild versus.md from the JSON")
     args = parser.parse_args()
-    _, _, tree = build(args.previous)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        write_report(out, args.previous)
+        return
+    _, _, tree = build(args.previous)
     rows: list[dict[str, object]] = []
     with local_broker("waflow-versus-") as local:
         stacks: dict[str, Stack] = {}
@@ -114,8 +118,28 @@ def main() -> None:
             for stack in stacks.values():
                 stack.stop()
     (out / "versus.json").write_text(json.dumps(rows, indent=2))
-    (out / "versus.md").write_text(table(rows, args.previous))
-    print(table(rows, args.previous))
+    write_report(out, args.previous)
+
+
+def write_report(out: Path, previous: str) -> None:
+    rows = json.loads((out / "versus.json").read_text())
+    (out / "versus.md").write_text(table(rows, previous) + "\n" + knees(rows))
+    print((out / "versus.md").read_text())
+
+
+def knees(rows: list[dict]) -> str:
+    """Each system's highest rate by the lag rule and by POST-to-queryable p95 of at most
+    2 s, and this tree's ratio to the previous release by each."""
+    rules = {"the lag rule": lambda r: r["sustainable"],
+             "queryable p95 at most 2 s": lambda r: r["queryable_p95_s"] <= 2.0}  # fmt: skip
+    lines = ["| highest sustained items/s by | this tree | previous | ratio |",
+             "| --- | --- | --- | --- |"]  # fmt: skip
+    for label, ok in rules.items():
+        best = {name: max((r["items_per_s"] for r in rows if r["system"] == name and ok(r)),
+                          default=0.0) for name in ("waflow", "previous")}  # fmt: skip
+        ratio = best["waflow"] / best["previous"] if best["previous"] else float("nan")
+        lines.append(f"| {label} | {best['waflow']:,.0f} | {best['previous']:,.0f} | {ratio:.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def table(rows: list[dict[str, object]], previous: str) -> str:

@@ -40,7 +40,7 @@ integration: install
 # Per-stage benchmarks, each beside its bare baseline in the same run; the ingress beside the
 # compiled gateway (../shared/peers/gopeer) and the previous release; the whole pipeline beside
 # the previous release's (tests/benchmarks/versus.py); then the stepped
-# end-to-end run with its profile and 10-minute memory run (docs/benchmarks.md). About an hour.
+# end-to-end run with its profile and 10-minute memory run (docs/benchmarks.md). About two and a half hours.
 bench: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.ingress --seconds 10 --runs 3 --tls
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.peer --seconds 10 --runs 3

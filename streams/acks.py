@@ -24,15 +24,9 @@ import faust
 from faust.transport.drivers import aiokafka as driver
 from faust.types import EventT, Message
 
-from streams.fetch import FetchingThread
-
 
 class ConfirmingConsumer(driver.Consumer):
-    """Faust's aiokafka consumer, acknowledging only what `confirm` is given (and fetching
-    in fuller responses, streams/fetch.py)."""
-
-    def _new_consumer_thread(self) -> FetchingThread:
-        return FetchingThread(self, loop=self.loop, beacon=self.beacon)
+    """Faust's aiokafka consumer, acknowledging only what `confirm` is given."""
 
     def ack(self, message: Message) -> bool:
         return False  # Faust's own acks: the stream's, on close, on skip

@@ -9,27 +9,177 @@ was never done:
 
 So the worker's consumer ignores every ack Faust makes, and counts only `confirm`, which the
 agents call once the broker has acknowledged every output of a batch: typed records, dead
-letters, items records and claims. Faust's commit bookkeeping is otherwise unchanged (the
-highest contiguous confirmed offset per partition, on its timer and on stop), so a stop, a
-crash or a rebalance at any point leaves unconfirmed work to be read again.
+letters, items records and claims. Faust commits on its timer and on stop, as before.
+
+What it commits is decided here, because Faust's own rule can pass over offsets nobody
+processed (faust-streaming 0.15.3, `transport/consumer.py`), and a kill then loses them:
+- `_new_offset` commits the first run of acked offsets without checking that it starts at the
+  committed offset: one missing offset before the run is let through, and with no commit yet
+  any number are;
+- `_add_gap` marks every offset between the last record read and the next as done. It is meant
+  for compacted topics and transaction markers, but it also fires for records Faust fetched
+  and did not deliver (dropped in a rebalance, or read from a position a seek had just undone);
+- aiokafka's `seek_to_committed` leaves a partition with no committed offset where it was,
+  so a rebalance does not read its dropped records again.
+
+Here an offset is committed only when it and every offset before it since the last commit is
+confirmed (`next_commit`); each partition's records reach the agents in offset order, a hole
+being read again from the broker (streams/order.py); and after a rebalance a partition with no
+commit, or whose commit retention has overtaken, starts from the log start. Under
+`exactly_once` Faust's rules are kept: transaction markers are real gaps there
+(docs/guarantees.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import bisect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import faust
+from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as driver
-from faust.types import EventT, Message
+from faust.types import TP, EventT, Message
+
+from streams.fetch import FetchingThread
+from streams.order import Order
+
+log = logging.getLogger("waflow.streams")
+
+
+def next_commit(
+    acked: list[int],
+    index: set[int],
+    committed: int | None,
+    absent: Sequence[tuple[int, int]] = (),
+) -> int | None:
+    """The offset to commit for one partition, or None while the next offset to read,
+    `committed`, is not confirmed. Takes the committed run out of `acked` (and `index`), and
+    confirmations below `committed` (work read twice) with it. `absent`: [start, end) ranges
+    the log no longer has (retention), which count as done. Kafka's convention: a committed
+    offset is the next one to read."""
+    if committed is None or not acked:
+        return None
+    acked.sort()
+    done = bisect.bisect_left(acked, committed)  # already committed: read twice
+    end = committed
+    while True:
+        if done < len(acked) and acked[done] == end:
+            done += 1
+            end += 1
+            continue
+        past = next((hi for lo, hi in absent if lo <= end < hi), None)
+        if past is None:
+            break
+        end = past
+        done = bisect.bisect_left(acked, end)
+    taken, acked[:done] = acked[:done], []
+    index.difference_update(taken)
+    return end if end > committed else None
 
 
 class ConfirmingConsumer(driver.Consumer):
-    """Faust's aiokafka consumer, acknowledging only what `confirm` is given."""
+    """Faust's aiokafka consumer, acknowledging only what `confirm` is given (and fetching
+    in fuller responses, streams/fetch.py)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.order: Order[TP] = Order()  # raw and items records in offset order (streams/order.py)
+        self.absent: dict[TP, list[tuple[int, int]]] = {}  # offsets retention deleted unread
+
+    def _new_consumer_thread(self) -> FetchingThread:
+        return FetchingThread(self, loop=self.loop, beacon=self.beacon)
 
     def ack(self, message: Message) -> bool:
         return False  # Faust's own acks: the stream's, on close, on skip
+
+    def _new_offset(self, tp: TP) -> int | None:
+        if self.in_transaction:
+            return super()._new_offset(tp)
+        committed = self._committed_offset[tp]
+        absent = self.absent.get(tp, [])
+        if absent and committed is not None:
+            absent[:] = [(lo, hi) for lo, hi in absent if hi > committed]
+        return next_commit(self._acked[tp], self._acked_index[tp], committed, absent)
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        if self.in_transaction:
+            await super()._add_gap(tp, offset_from, offset_to)
+        # Otherwise no offset counts as done unless confirmed (or deleted unread, `absent`):
+        # a jump in the offsets Faust read is records it did not deliver, read again here.
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[TP, Message]]:
+        if self.in_transaction:
+            async for tp, message in super().getmany(timeout):
+                yield tp, message
+            return
+        acking = self.app.topics.acks_enabled_for
+        async for tp, message in super().getmany(timeout):
+            if not acking(tp.topic) or self.order.deliver(tp, message.offset):
+                yield tp, message
+        await self._read_holes_again()
+
+    async def _read_holes_again(self) -> None:
+        """Seek each partition with a hole back to its next offset to deliver, or to the log
+        start if retention deleted that offset unread (logged, and never waited for)."""
+        holes = self.order.take_holes()
+        if not holes:
+            return
+        starts = await self.earliest_offsets(*holes)
+        for tp, expected in holes.items():
+            start = starts.get(tp, 0)
+            if start > expected:
+                self._deleted_unread(tp, expected, start)
+            try:
+                await self.seek_wait({tp: max(expected, start)})
+            except IllegalStateError:  # revoked meanwhile: its next owner reads it
+                self.order.sought(tp, None)
+
+    def _deleted_unread(self, tp: TP, first: int, start: int) -> None:
+        log.error(
+            "records deleted by retention before they were read",
+            extra={"partition": str(tp), "records": start - first},
+        )
+        self.absent.setdefault(tp, []).append((first, start))
+
+    async def seek(self, partition: TP, offset: int) -> None:
+        await super().seek(partition, offset)
+        self.order.sought(partition, offset)
+
+    async def seek_wait(self, partitions: Mapping[TP, int]) -> None:
+        # On the consumer's thread: Faust's `seek` changes aiokafka's fetcher from the
+        # event loop's thread while that thread may be fetching (a KeyError in aiokafka's
+        # `fetched_records` crashed the fetcher when this file used it).
+        await super().seek_wait(partitions)
+        for tp, offset in partitions.items():
+            self.order.sought(tp, offset)
+
+    async def perform_seek(self) -> None:
+        assigned = self.assignment()
+        await super().perform_seek()
+        acking = [tp for tp in assigned if self.app.topics.acks_enabled_for(tp.topic)]
+        for tp in acking:
+            self.order.sought(tp, self._committed_offset[tp])
+        await self._start_where_the_log_does(acking)
+
+    async def _start_where_the_log_does(self, tps: Sequence[TP]) -> None:
+        """After a seek to the committed offsets: a partition never committed is read from
+        the log start (aiokafka leaves it where it was), as is one whose committed offset
+        retention has since deleted; either way that is the offset to commit from."""
+        if not tps:
+            return
+        starts = await self.earliest_offsets(*tps)
+        for tp in tps:
+            start = starts.get(tp, 0)
+            committed = self._committed_offset[tp]
+            if committed is not None and committed >= start:
+                continue
+            if committed is not None:
+                self._deleted_unread(tp, committed, start)
+            await self.seek_wait({tp: start})
+            self._committed_offset[tp] = start
 
     def confirm(self, messages: Iterable[Message]) -> None:
         for message in messages:

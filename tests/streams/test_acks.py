@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import pytest
+from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, ConsumerMessage
 
 from infra.core.settings import Settings
@@ -12,8 +16,16 @@ from streams import acks
 from streams.agents import create_app
 
 
-def record(offset: int) -> ConsumerMessage:
-    return ConsumerMessage("t.raw", 0, offset, 0.0, 0, None, b"", b"", None, tp=TP("t.raw", 0))
+def record(offset: int, partition: int = 0) -> ConsumerMessage:
+    tp = TP("t.raw", partition)
+    return ConsumerMessage("t.raw", partition, offset, 0.0, 0, None, b"", b"", None, tp=tp)
+
+
+def consumer_of(tmp_path: Any) -> acks.ConfirmingConsumer:
+    settings = Settings.from_env({"WAFLOW_DATA_DIR": str(tmp_path), "WAFLOW_APP_SECRETS": "a:s"})
+    consumer = create_app(settings).consumer
+    assert isinstance(consumer, acks.ConfirmingConsumer)
+    return consumer
 
 
 async def test_fausts_own_acks_are_ignored_and_confirm_counts(tmp_path: Any) -> None:
@@ -60,3 +72,130 @@ async def test_a_batch_is_confirmed_only_once_its_sends_are_and_at_most_limit_wa
     await asyncio.sleep(0)
     assert [e.message.acked for e in events] == [False, True, True]  # a failed send: never
     assert [type(f).__name__ for f in failures if f] == ["RuntimeError"]
+
+
+@pytest.mark.parametrize(
+    ("acked", "committed", "commit", "left"),
+    [
+        ([5, 6], None, None, [5, 6]),  # no known start: nothing is committable
+        ([101, 102], 100, None, [101, 102]),  # 100 not confirmed (Faust's rule commits 103)
+        ([100, 102, 101, 104], 100, 103, [104]),
+        ([90, 100, 101], 100, 102, []),  # 90: a confirmation of work read twice
+        ([90, 105], 100, None, [105]),
+    ],
+)
+def test_a_commit_covers_only_a_confirmed_run_from_the_committed_offset(
+    acked: list[int], committed: int | None, commit: int | None, left: list[int]
+) -> None:
+    index = set(acked)
+    assert acks.next_commit(acked, index, committed) == commit
+    assert acked == left
+    assert index == set(left)
+
+
+async def test_a_hole_in_the_offsets_read_is_never_committed(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumer = consumer_of(tmp_path)
+    monkeypatch.setattr(consumer.app.topics, "acks_enabled_for", lambda topic: True)
+    tp = TP("t.raw", 0)
+    consumer._committed_offset[tp] = 100
+    # Faust reports records fetched but not delivered (a rebalance dropped them) as a gap.
+    await consumer._add_gap(tp, 100, 102)
+    consumer.confirm([record(102), record(103)])
+    assert consumer._new_offset(tp) is None
+    consumer.confirm([record(100), record(101)])
+    assert consumer._new_offset(tp) == 104
+
+
+def fake_broker(
+    monkeypatch: pytest.MonkeyPatch,
+    consumer: acks.ConfirmingConsumer,
+    fetches: list[list[tuple[TP, int]]],
+    log_start: Mapping[TP, int] | None = None,
+) -> list[tuple[TP, int]]:
+    """Fake the consumer's broker side, below Faust: each getmany hands out the next of
+    `fetches`, each log starts where `log_start` says (else at 0); returns the seeks made."""
+    seeks: list[tuple[TP, int]] = []
+
+    async def fetched(self: Any, timeout: float) -> AsyncIterator[tuple[TP, ConsumerMessage]]:
+        for tp, offset in fetches.pop(0):
+            yield tp, record(offset, tp.partition)
+
+    async def seek_wait(self: Any, partitions: Mapping[TP, int]) -> None:
+        seeks.extend(partitions.items())
+
+    async def earliest(*tps: TP) -> Mapping[TP, int]:
+        return {tp: (log_start or {}).get(tp, 0) for tp in tps}
+
+    monkeypatch.setattr(consumer.app.topics, "acks_enabled_for", lambda topic: True)
+    monkeypatch.setattr(driver.Consumer, "getmany", fetched)
+    monkeypatch.setattr(driver.Consumer, "seek_wait", seek_wait)
+    monkeypatch.setattr(consumer, "earliest_offsets", earliest)
+    return seeks
+
+
+async def test_a_hole_in_a_fetch_is_read_again_from_the_next_offset_to_deliver(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumer = consumer_of(tmp_path)
+    tp, other = TP("t.raw", 0), TP("t.raw", 1)
+    fetches = [
+        # 7 and 8 were fetched before a seek back to 5 and are delivered after it; 9 follows.
+        [(tp, 5), (tp, 7), (tp, 8), (other, 3)],
+        [(tp, 6), (tp, 7), (tp, 8), (tp, 9)],  # read again from 6
+    ]
+    seeks = fake_broker(monkeypatch, consumer, fetches)
+    consumer.order.sought(tp, 5)
+    got = [(at.partition, m.offset) async for at, m in consumer.getmany(1.0)]
+    assert got == [(0, 5), (1, 3)]
+    assert seeks == [(tp, 6)]
+    got = [(at.partition, m.offset) async for at, m in consumer.getmany(1.0)]
+    assert got == [(0, 6), (0, 7), (0, 8), (0, 9)]
+    assert seeks == [(tp, 6)]  # no hole: no seek
+
+
+async def test_a_hole_retention_deleted_counts_as_done_and_is_logged(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer = consumer_of(tmp_path)
+    tp = TP("t.raw", 0)
+    # The log now starts at 500: 100 to 499 were never read.
+    seeks = fake_broker(monkeypatch, consumer, [[(tp, 500)]], log_start={tp: 500})
+    consumer.order.sought(tp, 100)
+    consumer._committed_offset[tp] = 90
+    with caplog.at_level(logging.ERROR, logger="waflow.streams"):
+        assert [m.offset async for _, m in consumer.getmany(1.0)] == []
+    assert seeks == [(tp, 500)]
+    assert [r.message for r in caplog.records] == [
+        "records deleted by retention before they were read"
+    ]
+    consumer.confirm([record(n) for n in range(90, 100)])
+    assert consumer._new_offset(tp) == 500  # 100 to 499 no longer exist
+    consumer._committed_offset[tp] = 500  # as Faust's commit records it
+    consumer.confirm([record(500)])
+    assert consumer._new_offset(tp) == 501
+
+
+async def test_a_partition_never_committed_or_overtaken_by_retention_reads_from_the_log_start(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer = consumer_of(tmp_path)
+    fresh, behind, fine = TP("t.raw", 0), TP("t.raw", 1), TP("t.raw", 2)
+    seeks = fake_broker(monkeypatch, consumer, [], log_start={behind: 50, fine: 50})
+    consumer._committed_offset.update({fresh: None, behind: 20, fine: 70})
+    with caplog.at_level(logging.ERROR, logger="waflow.streams"):
+        await consumer._start_where_the_log_does([fresh, behind, fine])
+    assert seeks == [(fresh, 0), (behind, 50)]  # aiokafka's seek_to_committed skips no-commit
+    assert [consumer._committed_offset[tp] for tp in (fresh, behind, fine)] == [0, 50, 70]
+    assert [r.message for r in caplog.records] == [
+        "records deleted by retention before they were read"
+    ]
+
+
+def test_offsets_retention_deleted_count_as_done_in_a_commit() -> None:
+    acked = [100, 101, 150, 151, 153]
+    index = set(acked)
+    assert acks.next_commit(acked, index, 100, [(102, 150)]) == 152
+    assert acked == [153]
+    assert acks.next_commit([], set(), 102, [(102, 150)]) is None  # nothing confirmed yet

@@ -185,16 +185,33 @@ class ConfirmingConsumer(driver.Consumer):
         for message in messages:
             super().ack(message)
 
+    async def _drain_messages(self, fetcher: Any) -> None:
+        """Faust's fetch loop. When it fails, Faust logs that its Fetcher crashed and the
+        worker stays up holding its partitions, reading nothing: hand the failure on."""
+        try:
+            await super()._drain_messages(fetcher)
+        except Exception as exc:
+            on_failure = getattr(self.transport, "on_fetch_failure", None)
+            if on_failure is not None and not self.app.should_stop:
+                on_failure(exc)
+            raise
+
 
 class Transport(driver.Transport):
     """The aiokafka transport with the confirming consumer."""
 
     Consumer = ConfirmingConsumer
+    on_fetch_failure: Callable[[BaseException], None] | None = None
 
 
-def install(app: faust.App) -> None:
-    """Give `app` the confirming consumer (before it starts)."""
-    app.transport = Transport(app.conf.broker_consumer, app)
+def install(
+    app: faust.App, on_fetch_failure: Callable[[BaseException], None] | None = None
+) -> None:
+    """Give `app` the confirming consumer (before it starts); `on_fetch_failure` is called
+    if Faust's fetch loop fails (the worker ends itself there)."""
+    transport = Transport(app.conf.broker_consumer, app)
+    transport.on_fetch_failure = on_fetch_failure
+    app.transport = transport
 
 
 def confirm(app: faust.App, events: Sequence[EventT[Any]]) -> None:

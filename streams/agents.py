@@ -69,7 +69,9 @@ def create_app(settings: Settings, metrics: StreamMetrics | None = None) -> faus
         stream_buffer_maxsize=16384,
         broker_max_poll_records=4000,
     )
-    acks.install(app)  # offsets commit only once their outputs are acknowledged
+    # Offsets commit only once their outputs are acknowledged; a failed fetch loop ends the
+    # worker, as a failed agent does.
+    acks.install(app, on_fetch_failure=lambda exc: die("fetcher", exc))
     t = settings.topics
     final = {k.kind: t.typed(k.kind) for k in catalog.TYPED}
     raw = app.topic(

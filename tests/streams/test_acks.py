@@ -199,3 +199,19 @@ def test_offsets_retention_deleted_count_as_done_in_a_commit() -> None:
     assert acks.next_commit(acked, index, 100, [(102, 150)]) == 152
     assert acked == [153]
     assert acks.next_commit([], set(), 102, [(102, 150)]) is None  # nothing confirmed yet
+
+
+async def test_a_failed_fetch_loop_is_handed_on(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consumer = consumer_of(tmp_path)
+    failures: list[BaseException] = []
+    monkeypatch.setattr(consumer.transport, "on_fetch_failure", failures.append)
+
+    async def broken(self: Any, fetcher: Any) -> None:
+        raise KeyError("aiokafka's fetcher")
+
+    monkeypatch.setattr(driver.Consumer, "_drain_messages", broken)
+    with pytest.raises(KeyError):
+        await consumer._drain_messages(None)
+    assert [type(f) for f in failures] == [KeyError]  # the worker would exit here

@@ -27,6 +27,7 @@ from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 from fastavro.types import Schema
 
 from schemas.errors import DecodeError, EncodeError
+from schemas.writer import NotHandled, Write, compile_writer
 
 SINGLE_OBJECT_MARKER = b"\xc3\x01"
 NAMESPACE = "io.waflow"
@@ -109,6 +110,7 @@ class Codec:
     def __init__(self, directory: Path = DIR, names: tuple[str, ...] = TOP_LEVEL) -> None:
         self.schemas: dict[str, Schema] = {}
         self.headers: dict[str, bytes] = {}
+        self.writers: dict[str, Write | None] = {}  # schemas/writer.py; None: fastavro only
         self.by_fingerprint: dict[bytes, tuple[str, Schema]] = {}
         self.versions: list[Version] = []
         for name in names:
@@ -132,17 +134,32 @@ class Codec:
         if current:
             self.schemas[name] = schema
             self.headers[name] = SINGLE_OBJECT_MARKER + fp
+            self.writers[name] = compile_writer(schema)
 
     def current(self, name: str) -> Version:
         fp = self.headers[name][2:]
         return next(v for v in self.versions if v.fingerprint == fp)
 
     def encode(self, name: str, record: dict[str, Any]) -> bytes:
+        """The record's single-object encoding. The compiled writer writes what it takes on
+        exactly; fastavro writes the rest, or raises what does not fit (schemas/writer.py)."""
+        fast = self.writers[name]
+        if fast is not None:
+            data = bytearray(self.headers[name])
+            try:
+                fast(data, record)
+                return bytes(data)
+            except (NotHandled, UnicodeEncodeError, RecursionError):
+                pass
+        return self.fastavro_encode(name, record)
+
+    def fastavro_encode(self, name: str, record: dict[str, Any]) -> bytes:
+        """The record written by fastavro alone: the reference the compiled writer matches."""
         out = BytesIO()
         out.write(self.headers[name])
         try:
             schemaless_writer(out, self.schemas[name], record)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise EncodeError(f"{name} record does not fit its schema: {exc}") from exc
         return out.getvalue()
 

@@ -199,6 +199,8 @@ def cmd_stage(settings: Settings, args: argparse.Namespace) -> None:
     refuse_on_kafka_problems(settings, [args.command])
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bound_fragmentation(os.environ)  # before any stage starts a thread (infra/malloc.py)
+    import uvloop
+
     if args.command == "ingest":
         from ingest.server import serve
 
@@ -214,6 +216,8 @@ def cmd_stage(settings: Settings, args: argparse.Namespace) -> None:
                 "waflow's hard-kill test (docs/guarantees.md); use it for trials only",
                 file=sys.stderr,
             )
+        # uvloop, as the ingress has: every loop Faust makes, its consumer thread's too.
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         app = create_app(settings)
         # override_logging=False: mode would replace our JSON handler with its own and set the
         # root logger to DEBUG, building a record for every produced message (and unmasked).
@@ -226,7 +230,8 @@ def cmd_stage(settings: Settings, args: argparse.Namespace) -> None:
     else:
         from sink.server import run
 
-        asyncio.run(run(settings))
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(run(settings))
 
 
 def cmd_broker(settings: Settings, args: argparse.Namespace) -> None:

@@ -39,7 +39,7 @@ integration: install
 
 # Per-stage benchmarks, each beside its bare baseline in the same run; the ingress beside the
 # compiled gateway (../shared/peers/gopeer) and the previous release; the whole pipeline beside
-# the previous release's (tests/benchmarks/versus.py); then the stepped
+# the previous release's (tests/benchmarks/versus.py); the encoder beside fastavro; then the stepped
 # end-to-end run with its profile and 10-minute memory run (docs/benchmarks.md). About two and a half hours.
 bench: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.ingress --seconds 10 --runs 3 --tls
@@ -53,6 +53,7 @@ bench: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.streams --runs 3 --deliveries 30000 \
 		--profile tests/benchmarks/results/streams-profile.txt
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.sink --runs 3 --deliveries 40000
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.encode
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m tests.benchmarks.e2e --runs 3 --seconds 20 \
 		--memory-minutes 10
 

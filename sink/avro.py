@@ -19,6 +19,7 @@ from fastavro.schema import expand_schema
 
 from schemas import codec
 from schemas.catalog import columns
+from schemas.writer import write_long
 from sink.rows import COUNTERS, TABLES, TIME_MAX, TIME_MIN
 
 SYNC = b"waflow-sink-sync"  # any 16 bytes: the container has one block
@@ -37,12 +38,8 @@ _HI = int(TIME_MAX.timestamp() * 1000)
 
 def _long(n: int) -> bytes:
     """Avro's zig-zag varint."""
-    n = (n << 1) ^ (n >> 63)
     out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
+    write_long(out, n)
     return bytes(out)
 
 

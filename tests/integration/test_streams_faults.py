@@ -18,6 +18,7 @@ from pathlib import Path
 
 from infra.control.lag import lag
 from infra.control.loadgen import Generator
+from infra.core.settings import Settings
 from tests.integration.stages import Stage, free_port, read_typed, stream_stack
 from tests.integration.test_streams_crash import (
     every_item_keyed,
@@ -32,6 +33,17 @@ DELIVERIES_PER_FAULT = 500
 
 def running(stage: Stage) -> bool:
     return stage.proc is not None and stage.proc.poll() is None
+
+
+async def settled(settings: Settings, timeout_s: float) -> dict[tuple[str, str], int]:
+    """The stream group's lag once it is all committed, or as it is after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        left = await lag(settings)
+        mine = [n for (group, _), n in left.items() if group == settings.topics.streams_group]
+        if not any(mine) or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(1)
 
 
 async def test_faults_in_a_row_lose_nothing_and_leave_nothing_uncommitted(
@@ -70,9 +82,10 @@ async def test_faults_in_a_row_lose_nothing_and_leave_nothing_uncommitted(
                 b.kill()
         b.stop()
         seen = await read_typed(kafka_bootstrap, typed_topics, len(expected), timeout_s=240)
-        # The worker commits within a second of its last confirmation: give it a few.
-        await asyncio.sleep(5)
-        left = await lag(settings)
+        # Every item can be out before the group has settled: the last faults leave a rebalance,
+        # a table recovery and a re-read of what was confirmed but not committed. A stall never
+        # settles; a slow start does, within a minute.
+        left = await settled(settings, timeout_s=60)
     finally:
         a.stop()
         b.stop()
@@ -81,5 +94,5 @@ async def test_faults_in_a_row_lose_nothing_and_leave_nothing_uncommitted(
     behind = {
         topic: n for (group, topic), n in left.items() if group == settings.topics.streams_group
     }
-    assert not any(behind.values()), f"uncommitted after {faults}: {behind}"  # nothing stalls
+    assert not any(behind.values()), f"still uncommitted a minute on, after {faults}: {behind}"
     print(f"{len(expected)} items, {copies} copies after {faults}")

@@ -12,7 +12,7 @@ from infra.control.loadgen import Generator
 from schemas import codec
 from schemas.codec import TOP_LEVEL
 from schemas.errors import EncodeError
-from schemas.writer import NotHandled, compile_writer
+from schemas.writer import NotHandled, compile_writer, writer_source
 from streams.items import pack
 from streams.normalize import normalize
 from streams.records import DLQ, SCHEMA_OF, RawMeta
@@ -174,3 +174,19 @@ def test_generated_records_match_fastavro(name: str, wrong: bool, data: st.DataO
     schema: dict[str, Any] = codec().schemas[name]  # type: ignore[assignment]
     record = data.draw(record_for(schema, schema["__named_schemas"], wrong))
     assert outcome(codec().encode, name, record) == outcome(codec().fastavro_encode, name, record)
+
+
+def test_a_field_name_is_never_code() -> None:
+    from fastavro import parse_schema
+
+    name = "a'] ; raise SystemExit ; x = ['"
+    schema = parse_schema(
+        {"type": "record", "name": "R", "fields": [{"name": name, "type": "string"}]},
+        _force=True,
+    )
+    write = compile_writer(schema)
+    assert write is not None
+    out = bytearray()
+    write(out, {name: "ok"})
+    assert bytes(out) == b"\x04ok"
+    assert repr(name) in writer_source(schema)

@@ -20,11 +20,16 @@ processed (faust-streaming 0.15.3, `transport/consumer.py`), and a kill then los
   for compacted topics and transaction markers, but it also fires for records Faust fetched
   and did not deliver (dropped in a rebalance, or read from a position a seek had just undone);
 - aiokafka's `seek_to_committed` leaves a partition with no committed offset where it was,
-  so a rebalance does not read its dropped records again.
+  so a rebalance does not read its dropped records again;
+- its flow control clears the records waiting in the streams' buffers each time it resumes,
+  and it resumes more than once in one rebalance, with records flowing in between: those
+  records were delivered and are never processed, so their offsets are never confirmed and
+  the partition's commit stops there until the next rebalance.
 
 Here an offset is committed only when it and every offset before it since the last commit is
 confirmed (`next_commit`); each partition's records reach the agents in offset order, a hole
-being read again from the broker (streams/order.py); and after a rebalance a partition with no
+being read again from the broker (streams/order.py), as is a record flow control cleared
+(`ClearingFlowControl`); and after a rebalance a partition with no
 commit, or whose commit retention has overtaken, starts from the log start. Under
 `exactly_once` Faust's rules are kept: transaction markers are real gaps there
 (docs/guarantees.md).
@@ -42,7 +47,9 @@ import faust
 from aiokafka.errors import IllegalStateError
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, EventT, Message
+from mode.utils.queues import FlowControlEvent
 
+from streams import handoff
 from streams.fetch import FetchingThread
 from streams.order import Order
 
@@ -181,20 +188,57 @@ class ConfirmingConsumer(driver.Consumer):
             await self.seek_wait({tp: start})
             self._committed_offset[tp] = start
 
+    def cleared(self, events: Iterable[Any]) -> None:
+        """Records flow control cleared from the streams' buffers before an agent took them:
+        each partition is read again from the first of them (and Faust's read position moved
+        back with it, or its fetch loop would drop the records read again as seen)."""
+        if self.in_transaction:
+            return
+        first: dict[TP, int] = {}
+        for event in events:
+            message = getattr(event, "message", None)
+            if message is not None:
+                first[message.tp] = min(first.get(message.tp, message.offset), message.offset)
+        for tp, offset in first.items():
+            read = self._read_offset[tp]
+            if self.order.dropped(tp, offset) and read is not None and read > offset:
+                self._read_offset[tp] = offset
+
     def confirm(self, messages: Iterable[Message]) -> None:
         for message in messages:
             super().ack(message)
 
     async def _drain_messages(self, fetcher: Any) -> None:
-        """Faust's fetch loop. When it fails, Faust logs that its Fetcher crashed and the
-        worker stays up holding its partitions, reading nothing: hand the failure on."""
+        """The fetch loop: Faust's, handing records over directly when that cannot wait
+        (streams/handoff.py; Faust's own under `exactly_once`). When it fails, Faust logs that
+        its Fetcher crashed and the worker stays up holding its partitions, reading nothing:
+        hand the failure on."""
         try:
-            await super()._drain_messages(fetcher)
+            if self.in_transaction:
+                await super()._drain_messages(fetcher)
+            else:
+                await handoff.drain(self, fetcher)
         except Exception as exc:
             on_failure = getattr(self.transport, "on_fetch_failure", None)
             if on_failure is not None and not self.app.should_stop:
                 on_failure(exc)
             raise
+
+
+class ClearingFlowControl(FlowControlEvent):
+    """Faust's flow control (mode's FlowControlEvent), telling `on_clear` which events it
+    clears from the streams' buffers."""
+
+    def __init__(self, on_clear: Callable[[list[Any]], None], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.on_clear = on_clear
+
+    def clear(self) -> None:
+        # asyncio.Queue keeps its items in `_queue`, which mode's own clear() empties too.
+        waiting = [event for queue in self._queues for event in queue._queue]  # type: ignore[attr-defined]
+        if waiting:
+            self.on_clear(waiting)
+        super().clear()
 
 
 class Transport(driver.Transport):
@@ -207,11 +251,19 @@ class Transport(driver.Transport):
 def install(
     app: faust.App, on_fetch_failure: Callable[[BaseException], None] | None = None
 ) -> None:
-    """Give `app` the confirming consumer (before it starts); `on_fetch_failure` is called
-    if Faust's fetch loop fails (the worker ends itself there)."""
+    """Give `app` the confirming consumer and the flow control that reports what it clears
+    (before it starts, and before any stream exists); `on_fetch_failure` is called if Faust's
+    fetch loop fails (the worker ends itself there)."""
     transport = Transport(app.conf.broker_consumer, app)
     transport.on_fetch_failure = on_fetch_failure
     app.transport = transport
+    app.flow_control = ClearingFlowControl(lambda events: _cleared(app, events), loop=app.loop)
+
+
+def _cleared(app: faust.App, events: list[Any]) -> None:
+    consumer = app.consumer
+    if isinstance(consumer, ConfirmingConsumer):
+        consumer.cleared(events)
 
 
 def confirm(app: faust.App, events: Sequence[EventT[Any]]) -> None:

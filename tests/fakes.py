@@ -79,3 +79,83 @@ class FakeOutputs:
     async def write(self) -> list[Awaitable[Any]]:
         self.writes += 1
         return []
+
+
+class FakeFaustConsumer:
+    """The parts of Faust's consumer that streams/handoff.py reads: a fetch of records, the
+    flow flags, the Conductor's lock and stream queues, and the calls it makes, recorded."""
+
+    consumer_stopped_errors: tuple[type[BaseException], ...] = (ConnectionError,)
+
+    def __init__(self, fetch: list[tuple[Any, Any]], queue_size: int = 10) -> None:
+        from collections import defaultdict
+        from types import SimpleNamespace
+
+        from mode.utils.locks import Event
+        from mode.utils.queues import FlowControlEvent
+
+        self.fetch = fetch
+        self.flow_active = True
+        self.suspend_flow = Event()
+        self.lock = asyncio.Lock()
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self.flow = FlowControlEvent(initially_suspended=False)
+        self.buffer = SimpleNamespace(size=0, max_messages=100)
+        topics = SimpleNamespace(
+            acks_enabled_for=lambda topic: True,
+            _tp_to_callback_lock=self.lock,
+            _tp_index=defaultdict(set),
+        )
+        self.app = SimpleNamespace(
+            topics=topics,
+            producer=SimpleNamespace(buffer=self.buffer),
+            flow_control=self.flow,
+            should_stop=False,
+        )
+        self._read_offset: defaultdict[Any, int | None] = defaultdict(lambda: None)
+        self._commit_every: int | None = None
+        self._n_acked = 0
+        self._stopped = asyncio.Event()
+        self.diag = SimpleNamespace(set_flag=lambda flag: None, unset_flag=lambda flag: None)
+        self.handed: list[Any] = []  # messages, in the order the callback got them
+        self.waited_first = 0  # hand-offs that went through wait_first
+        self.gaps: list[tuple[Any, int, int]] = []
+        self.commits = 0
+
+    @property
+    def should_stop(self) -> bool:
+        return self._stopped.is_set()
+
+    def subscribe(self, tp: Any) -> None:
+        """Give `tp` a stream channel whose queue is `self.queue`."""
+        self.app.topics._tp_index[tp].add(_Channel(self.queue))
+
+    async def callback(self, message: Any) -> None:
+        self.handed.append(message)
+
+    async def getmany(self, timeout: float) -> Any:
+        fetch, self.fetch = self.fetch, []
+        for tp, message in fetch:
+            yield tp, message
+        if not self.fetch:
+            self._stopped.set()  # one fetch, then the loop ends
+
+    async def wait_first(self, *coros: Any) -> None:
+        self.waited_first += 1
+        first, *others = coros
+        for other in others:
+            other.close()
+        await first
+
+    async def _add_gap(self, tp: Any, start: int, end: int) -> None:
+        self.gaps.append((tp, start, end))
+
+    async def commit(self) -> None:
+        self.commits += 1
+
+
+class _Channel:
+    """A Faust topic channel, as far as the hand-off looks at it: its queue."""
+
+    def __init__(self, queue: asyncio.Queue[Any]) -> None:
+        self.queue = queue

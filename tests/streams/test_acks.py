@@ -208,10 +208,52 @@ async def test_a_failed_fetch_loop_is_handed_on(
     failures: list[BaseException] = []
     monkeypatch.setattr(consumer.transport, "on_fetch_failure", failures.append)
 
-    async def broken(self: Any, fetcher: Any) -> None:
+    async def broken(consumer: Any, fetcher: Any) -> None:
         raise KeyError("aiokafka's fetcher")
 
-    monkeypatch.setattr(driver.Consumer, "_drain_messages", broken)
+    monkeypatch.setattr(acks.handoff, "drain", broken)
     with pytest.raises(KeyError):
         await consumer._drain_messages(None)
     assert [type(f) for f in failures] == [KeyError]  # the worker would exit here
+
+
+async def test_records_flow_control_clears_from_the_streams_buffers_are_read_again(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: Faust resumes its flow control more than once in one rebalance, and each
+    resume clears the streams' buffers. Records delivered between two resumes were lost from
+    the stream and never confirmed, so the partition's commit stopped there (a faults test
+    stalled on it once the fetch loop handed records over without yielding)."""
+    consumer = consumer_of(tmp_path)
+    app = consumer.app
+    tp = TP("t.raw", 0)
+    fetches = [[(tp, 5), (tp, 6), (tp, 7)], [(tp, 8)], [(tp, 6), (tp, 7), (tp, 8)]]
+    seeks = fake_broker(monkeypatch, consumer, fetches)
+    consumer.order.sought(tp, 5)
+    buffer = app.FlowControlQueue(maxsize=100, clear_on_resume=True)
+    async for at, message in consumer.getmany(1.0):
+        consumer._read_offset[at] = message.offset
+        if message.offset > 5:  # 5 reached its agent; 6 and 7 wait in its buffer
+            buffer.put_nowait(Event(message))
+    app.flow_control.resume()  # clears 6 and 7 from the buffer
+    assert buffer.empty()
+    assert [m.offset async for _, m in consumer.getmany(1.0)] == []  # 8 waits for 6 and 7
+    assert seeks == [(tp, 6)]
+    assert consumer._read_offset[tp] == 6  # so Faust's fetch loop does not drop them as seen
+    assert [m.offset async for _, m in consumer.getmany(1.0)] == [6, 7, 8]
+
+
+async def test_the_flow_control_reports_only_what_it_clears() -> None:
+    from mode.utils.queues import ThrowableQueue
+
+    reported: list[list[Any]] = []
+    flow = acks.ClearingFlowControl(reported.append)
+    kept = ThrowableQueue(maxsize=10, flow_control=flow, clear_on_resume=False)
+    cleared = ThrowableQueue(maxsize=10, flow_control=flow, clear_on_resume=True)
+    kept.put_nowait("kept")
+    flow.resume()
+    assert reported == []  # nothing waiting in a queue it clears: nothing reported
+    cleared.put_nowait("a")
+    cleared.put_nowait("b")
+    flow.resume()
+    assert reported == [["a", "b"]] and cleared.empty() and kept.qsize() == 1

@@ -28,3 +28,16 @@ def test_a_seek_clears_a_hole_and_none_forgets_the_position() -> None:
     assert order.take_holes() == {}
     order.sought("p0", None)
     assert order.deliver("p0", 100) is True
+
+
+def test_a_record_dropped_after_delivery_is_read_again_from_there() -> None:
+    order: Order[str] = Order()
+    order.sought("p0", 10)
+    assert [order.deliver("p0", n) for n in (10, 11, 12)] == [True, True, True]
+    assert order.dropped("p0", 13) is False  # never delivered
+    assert order.dropped("p0", 11) is True
+    assert order.deliver("p0", 13) is False  # the rest of the fetch in hand waits
+    assert order.take_holes() == {"p0": 11}
+    order.sought("p0", 11)
+    assert [order.deliver("p0", n) for n in (11, 12, 13)] == [True, True, True]
+    assert order.dropped("p1", 0) is False  # a partition it knows nothing of

@@ -149,7 +149,7 @@ class Codec:
             try:
                 fast(data, record)
                 return bytes(data)
-            except (NotHandled, UnicodeEncodeError, RecursionError):
+            except (NotHandled, UnicodeEncodeError):
                 pass
         return self.fastavro_encode(name, record)
 

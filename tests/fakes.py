@@ -4,8 +4,13 @@ They record what they were asked to do; none of them is a broker or an engine.""
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Awaitable, Sequence
+from types import SimpleNamespace
 from typing import Any
+
+from mode.utils.locks import Event
+from mode.utils.queues import FlowControlEvent
 
 from ingest.errors import BrokerUnavailableError
 from ingest.producer import RawRecord
@@ -88,12 +93,6 @@ class FakeFaustConsumer:
     consumer_stopped_errors: tuple[type[BaseException], ...] = (ConnectionError,)
 
     def __init__(self, fetch: list[tuple[Any, Any]], queue_size: int = 10) -> None:
-        from collections import defaultdict
-        from types import SimpleNamespace
-
-        from mode.utils.locks import Event
-        from mode.utils.queues import FlowControlEvent
-
         self.fetch = fetch
         self.flow_active = True
         self.suspend_flow = Event()

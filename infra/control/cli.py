@@ -20,7 +20,7 @@ from infra.core import broker
 from infra.core.collector import settle
 from infra.core.errors import InfraError
 from infra.core.logs import configure
-from infra.core.malloc import bound_fragmentation
+from infra.core.malloc import bound_engine_dirty_pages, bound_fragmentation
 from infra.core.settings import Settings
 
 STAGES = ("ingest", "streams", "sink")
@@ -199,6 +199,7 @@ def cmd_stage(settings: Settings, args: argparse.Namespace) -> None:
     refuse_on_kafka_problems(settings, [args.command])
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     bound_fragmentation(os.environ)  # before any stage starts a thread (infra/malloc.py)
+    bound_engine_dirty_pages(os.environ)  # before the sink loads chDB
     import uvloop
 
     if args.command == "ingest":

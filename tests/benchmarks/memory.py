@@ -3,7 +3,7 @@ steady load for `--minutes`, each stage's RSS sampled every 10 s; growth from th
 to the last (tests/benchmarks/e2e.py `memory`). `--runs` fresh stacks one after the other; the
 report is each stage's median growth over the runs.
 
-    python -m tests.benchmarks.memory [--rate 250] [--minutes 10] [--runs 3]
+    python -m tests.benchmarks.memory [--rate 375] [--minutes 10] [--runs 3]
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from tests.benchmarks.local import local_stack
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rate", type=float, default=250, help="deliveries/s: half the knee")
+    parser.add_argument(
+        "--rate", type=float, default=375, help="deliveries/s: half the knee (versus.md)"
+    )
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", default="tests/benchmarks/results/memory-cold.json")

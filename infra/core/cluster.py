@@ -1,7 +1,8 @@
 """ClickHouse cluster DDL, rendered from the same migrations as the single-server schema.
 
 With WAFLOW_CLICKHOUSE_CLUSTER set, each `CREATE TABLE {db}.t ... ENGINE = ReplacingMergeTree`
-becomes two statements run `ON CLUSTER` (and each `ALTER TABLE {db}.t` alters both; a
+becomes two statements run `ON CLUSTER` (and each `ALTER TABLE {db}.t` alters both, but a
+`MODIFY SETTING` of MergeTree settings only the replicated one; a
 materialized view reads and writes the `_local` tables on each replica):
 
 - `{db}.t_local`, a `ReplicatedReplacingMergeTree` on every replica of every shard, and
@@ -60,6 +61,8 @@ def render(statement: str, cluster: str) -> list[str]:
     altered = _ALTER_TABLE.match(statement)
     if altered is not None:  # the replicated tables and the Distributed one over them
         db, table, rest = altered["db"], altered["table"], altered["rest"]
+        if rest.startswith("MODIFY SETTING"):  # MergeTree settings: a Distributed has none
+            return [f"ALTER TABLE {db}.{table}_local ON CLUSTER {cluster} {rest}"]
         return [
             f"ALTER TABLE {db}.{table}_local ON CLUSTER {cluster} {rest}",
             f"ALTER TABLE {db}.{table} ON CLUSTER {cluster} {rest}",

@@ -16,6 +16,16 @@ def test_without_a_cluster_the_statements_are_unchanged() -> None:
     assert render(statement, "") == [statement]
 
 
+def test_a_mergetree_setting_goes_to_the_replicated_table_only() -> None:
+    # A Distributed table has no MergeTree settings: the engine refuses them there.
+    statement = "ALTER TABLE db.t MODIFY SETTING max_cleanup_delay_period = 30"
+    assert render(statement, "main") == [
+        "ALTER TABLE db.t_local ON CLUSTER main MODIFY SETTING max_cleanup_delay_period = 30"
+    ]
+    columns = "ALTER TABLE db.t ADD COLUMN IF NOT EXISTS app String"
+    assert [s.split()[2] for s in render(columns, "main")] == ["db.t_local", "db.t"]
+
+
 def test_every_table_becomes_replicated_local_plus_distributed_under_its_own_name() -> None:
     single = ddl("waflow")
     clustered = ddl("waflow", "main")

@@ -95,7 +95,7 @@ async def test_migrations_keep_every_row_of_the_previous_release(chdb_client: Cl
             [batch.columns[i] for i in keep],
         )
         before[batch.table] = before.get(batch.table, 0) + len(batch.rows)
-    assert migrate(client, "old") == ["0003_schema_v2", "0004_analytics"]
+    assert migrate(client, "old") == ["0003_schema_v2", "0004_analytics", "0005_cleanup"]
     for table, count in before.items():
         assert client.command(f"SELECT count() FROM old.{table}") == count, table
     engine = Engine(client, "old", embedded=True)

@@ -36,7 +36,7 @@ from streams.steps import DedupStep, Message, NormalizeStep
 log = logging.getLogger("waflow.streams")
 # Faust's RocksDB defaults are per partition: 3 x 64 MB memtables and a 2 GB block cache.
 # Memtables of 4 MB; streams/claims.py puts every partition under one cache
-# (WAFLOW_CLAIMS_CACHE_MB) and one 16 MB memtable budget.
+# (WAFLOW_CLAIMS_CACHE_MB), memtables charged to it.
 ROCKSDB_MEMORY = {"write_buffer_size": 4 * 1024**2, "max_write_buffer_number": 2}
 
 
